@@ -1,0 +1,332 @@
+"""Activations as data: a sympy expression σ(z) plus the properties the engine reads off it.
+
+An :class:`Activation` holds σ(z) as a sympy expression of the real symbol ``z`` and derives
+σ'(z), parity, positive homogeneity and the location of kinks from it. Which closed-form Gaussian
+averages exist is decided by the rule table of :mod:`nnft.gaussian` from the expression itself,
+never from the name, so a user-written ``sympy.Max(z, 0)`` gets the same arc-cosine closed form as
+the built-in ``relu``.
+
+Built-ins (``nnft.activation(name, **params)``): linear, relu, leaky_relu(a), abs, step, sign, erf,
+tanh, sigmoid, softplus, gelu, swish (= silu), sin, cos, exp, monomial(k).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import sympy as sp
+
+from nnft.functions import Sigmoid, Softplus, unsafe
+
+#: The real variable every activation is written in.
+z = sp.Symbol("z", real=True)
+
+_TEST_POINTS = (-2.3, -1.1, -0.37, 0.29, 0.8, 1.7, 3.1)
+
+
+class ActivationError(ValueError):
+    """An activation name or expression that nnft cannot use."""
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A pointwise activation function σ(z) with the properties the theory needs.
+
+    ``parity`` is +1 for even σ, -1 for odd σ and 0 otherwise. ``homogeneity`` is the degree k of
+    positive homogeneity σ(λz) = λ^k σ(z) for all λ > 0, or ``None``. ``kinks`` are the points where σ
+    or σ' is not smooth (used by quadrature to split its domain). ``params`` records the parameters a
+    built-in was made with, for display.
+    """
+
+    name: str
+    expr: sp.Expr
+    params: tuple[tuple[str, sp.Expr], ...] = ()
+    parity: int = field(init=False)
+    homogeneity: int | None = field(init=False)
+    kinks: tuple[float, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        expr = self.expr
+        extra = expr.free_symbols - {z}
+        if extra:
+            raise ActivationError(
+                f"activation {self.name!r}: {expr} depends on {sorted(map(str, extra))}; an activation "
+                "must be a function of z alone (use nnft.activations.z, or pass var= to nnft.activation)"
+            )
+        if z not in expr.free_symbols:
+            raise ActivationError(
+                f"activation {self.name!r}: {expr} does not depend on z; a constant is not an activation"
+            )
+        object.__setattr__(self, "kinks", _find_kinks(expr))
+        values = {t: _num(expr, t) for t in _TEST_POINTS}
+        for t, v in values.items():
+            if not math.isfinite(v):
+                raise ActivationError(f"activation {self.name!r} is not finite at z = {t}: {expr}")
+        object.__setattr__(self, "parity", _parity(expr))
+        object.__setattr__(self, "homogeneity", _homogeneity(expr))
+
+    @cached_property
+    def derivative(self) -> sp.Expr:
+        """σ'(z), symbolically (a Piecewise for kinked σ; DiracDelta terms dropped at kinks)."""
+        d = sp.diff(self.expr, z)
+        d = d.replace(sp.DiracDelta, lambda *a: sp.S.Zero)
+        return sp.piecewise_fold(d)
+
+    @property
+    def has_distributional_derivative(self) -> bool:
+        """True when σ jumps, so σ' contains a Dirac delta (step, sign): the NTK is then undefined."""
+        d = sp.diff(unsafe(self.expr), z)
+        if d.has(sp.DiracDelta):
+            return True
+        if isinstance(self.expr, sp.Piecewise) or self.expr.has(sp.Piecewise):
+            for c in self.kinks:
+                left = _num(self.expr, c - 1e-9)
+                right = _num(self.expr, c + 1e-9)
+                if abs(left - right) > 1e-6:
+                    return True
+        return False
+
+    def __call__(self, x):
+        """Evaluate σ numerically (numpy, vectorised)."""
+        return self.numpy()(x)
+
+    def numpy(self) -> Callable:
+        """σ as a vectorised numpy function (through the nnft printer, not sympy's lambdify)."""
+        from nnft.codegen.module import compile_function
+
+        return compile_function({"sigma": self.expr}, (z,), name=f"act_{self.name}").sigma
+
+    def latex(self) -> str:
+        """LaTeX of σ(z)."""
+        return sp.latex(self.expr)
+
+    def _repr_latex_(self) -> str:
+        return rf"$\sigma(z) = {self.latex()}$"
+
+    def __repr__(self) -> str:
+        return f"Activation({self.name}: {self.expr})"
+
+    def key(self) -> str:
+        """A stable text key of the expression (for content hashes of generated code)."""
+        return sp.srepr(self.expr)
+
+
+def _num(expr: sp.Expr, t: float) -> float:
+    val = unsafe(expr).subs(z, sp.Float(t, 30)).evalf(30)
+    try:
+        return float(val)
+    except TypeError:
+        return float("nan")
+
+
+def _parity(expr: sp.Expr) -> int:
+    even = odd = True
+    for t in _TEST_POINTS:
+        a, b = _num(expr, t), _num(expr, -t)
+        scale = max(1.0, abs(a), abs(b))
+        even &= abs(a - b) <= 1e-12 * scale
+        odd &= abs(a + b) <= 1e-12 * scale
+    if even and odd:
+        return 0
+    return 1 if even else (-1 if odd else 0)
+
+
+def _homogeneity(expr: sp.Expr) -> int | None:
+    """Degree k with σ(λz) = λ^k σ(z) for λ > 0, checked numerically at several z and λ."""
+    pos = [t for t in _TEST_POINTS if abs(_num(expr, t)) > 1e-12]
+    if not pos:
+        return None
+    t0 = pos[0]
+    ratio = _num(expr, 2 * t0) / _num(expr, t0)
+    if ratio <= 0:
+        return None
+    k = round(math.log2(ratio))
+    if abs(2.0**k - ratio) > 1e-10 * ratio:
+        return None
+    for lam in (0.5, 3.0, 7.3):
+        for t in _TEST_POINTS:
+            a = _num(expr, lam * t)
+            b = lam**k * _num(expr, t)
+            if abs(a - b) > 1e-10 * max(1.0, abs(a)):
+                return None
+    return k
+
+
+def _real_roots(arg: sp.Expr) -> list[float]:
+    try:
+        sols = sp.solve(sp.Eq(arg, 0), z)
+    except (NotImplementedError, TypeError):
+        return []
+    out = []
+    for s in sols:
+        if s.is_real:
+            out.append(float(s))
+    return out
+
+
+def _find_kinks(expr: sp.Expr) -> tuple[float, ...]:
+    """Points where σ or σ' may be non-smooth, read off Piecewise, Heaviside, Abs, sign, Max, Min."""
+    pts: set[float] = set()
+    for node in sp.preorder_traversal(expr):
+        if isinstance(node, sp.Piecewise):
+            for _, cond in node.args:
+                for rel in cond.atoms(sp.core.relational.Relational):
+                    pts.update(_real_roots(rel.lhs - rel.rhs))
+        elif isinstance(node, sp.Heaviside | sp.Abs | sp.sign | sp.DiracDelta):
+            pts.update(_real_roots(node.args[0]))
+        elif isinstance(node, sp.Max | sp.Min):
+            a = node.args
+            for i in range(len(a)):
+                for j in range(i + 1, len(a)):
+                    pts.update(_real_roots(a[i] - a[j]))
+    return tuple(sorted(round(p, 15) for p in pts))
+
+
+# ----------------------------------------------------------------------------------------------
+# Built-in registry: name -> (factory(**params) -> sympy expr, default params, one-line description)
+# ----------------------------------------------------------------------------------------------
+
+def _rational(v) -> sp.Expr:
+    if isinstance(v, sp.Basic):
+        return v
+    if isinstance(v, int):
+        return sp.Integer(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise ActivationError(f"activation parameter must be finite, got {v}")
+        return sp.Rational(repr(v))
+    raise ActivationError(f"activation parameter must be a number, got {v!r}")
+
+
+def _relu(**_):
+    return sp.Piecewise((sp.S.Zero, z < 0), (z, True))
+
+
+def _leaky(a=sp.Rational(1, 100), **_):
+    return sp.Piecewise((a * z, z < 0), (z, True))
+
+
+def _step(**_):
+    return sp.Piecewise((sp.S.Zero, z < 0), (sp.S.Half, sp.Eq(z, 0)), (sp.S.One, True))
+
+
+def _monomial(k=2, **_):
+    if not (isinstance(k, int | sp.Integer) and int(k) >= 1):
+        raise ActivationError(f"monomial degree k must be an integer >= 1, got {k!r}")
+    return z ** int(k)
+
+
+REGISTRY: dict[str, tuple[Callable[..., sp.Expr], dict, str]] = {
+    "linear": (lambda **_: z, {}, "σ(z) = z"),
+    "relu": (_relu, {}, "σ(z) = max(z, 0)"),
+    "leaky_relu": (_leaky, {"a": sp.Rational(1, 100)}, "σ(z) = z for z ≥ 0, a z otherwise"),
+    "abs": (lambda **_: sp.Abs(z), {}, "σ(z) = |z|"),
+    "step": (_step, {}, "σ(z) = Θ(z) (Heaviside, Θ(0) = 1/2)"),
+    "sign": (lambda **_: sp.sign(z), {}, "σ(z) = sign(z)"),
+    "erf": (lambda **_: sp.erf(z), {}, "σ(z) = erf(z)"),
+    "tanh": (lambda **_: sp.tanh(z), {}, "σ(z) = tanh(z)"),
+    "sigmoid": (lambda **_: Sigmoid(z), {}, "σ(z) = 1/(1 + e^{-z})"),
+    "softplus": (lambda **_: Softplus(z), {}, "σ(z) = log(1 + e^z)"),
+    "gelu": (lambda **_: z * (1 + sp.erf(z / sp.sqrt(2))) / 2, {}, "σ(z) = z Φ(z)"),
+    "swish": (lambda **_: z * Sigmoid(z), {}, "σ(z) = z / (1 + e^{-z}) (also silu)"),
+    "sin": (lambda **_: sp.sin(z), {}, "σ(z) = sin z"),
+    "cos": (lambda **_: sp.cos(z), {}, "σ(z) = cos z"),
+    "exp": (lambda **_: sp.exp(z), {}, "σ(z) = e^z"),
+    "monomial": (_monomial, {"k": 2}, "σ(z) = z^k"),
+}
+ALIASES = {"silu": "swish", "identity": "linear", "heaviside": "step", "leaky": "leaky_relu"}
+
+
+def _parse_number(text: str) -> sp.Expr:
+    try:
+        return sp.Rational(text)
+    except (TypeError, ValueError):
+        try:
+            return sp.sympify(text)
+        except (sp.SympifyError, SyntaxError) as exc:
+            raise ActivationError(f"cannot read activation parameter {text!r}") from exc
+
+
+def _parse_call(text: str) -> tuple[str, list[str]] | None:
+    """Split ``"leaky_relu(0.1)"`` into ``("leaky_relu", ["0.1"])``."""
+    text = text.strip()
+    if "(" in text and text.endswith(")"):
+        head, _, rest = text.partition("(")
+        head = head.strip().lower()
+        if head in REGISTRY or head in ALIASES:
+            return head, [a.strip() for a in rest[:-1].split(",") if a.strip()]
+    return None
+
+
+def activation(spec: str | sp.Expr | Activation, var: sp.Symbol | None = None, **params) -> Activation:
+    """Return the :class:`Activation` for a registry name, a call string, or a sympy expression of z.
+
+    Examples: ``activation("tanh")``, ``activation("leaky_relu", a=0.1)``, ``activation("leaky_relu(0.1)")``,
+    ``activation(sympy.tanh(z) + z / 10)``, ``activation("z*tanh(z)")``. An expression in another symbol is
+    accepted with ``var=that_symbol``.
+    """
+    if isinstance(spec, Activation):
+        if params:
+            raise ActivationError("parameters cannot be applied to an existing Activation")
+        return spec
+    if isinstance(spec, str):
+        name = spec.strip()
+        low = name.lower()
+        call = _parse_call(name)
+        if call is not None:
+            low, pos = call
+            base = ALIASES.get(low, low)
+            keys = list(REGISTRY[base][1])
+            if len(pos) > len(keys):
+                raise ActivationError(f"{base} takes at most {len(keys)} parameter(s) {keys}, got {pos}")
+            for k, v in zip(keys, pos, strict=False):
+                params.setdefault(k, _parse_number(v))
+        base = ALIASES.get(low, low)
+        if base in REGISTRY:
+            factory, defaults, _ = REGISTRY[base]
+            unknown = set(params) - set(defaults)
+            if unknown:
+                raise ActivationError(
+                    f"activation {base!r} has no parameter(s) {sorted(unknown)}; it takes {sorted(defaults)}"
+                )
+            merged = {**defaults, **{k: _rational(v) if not isinstance(v, int) else v for k, v in params.items()}}
+            shown = tuple((k, sp.sympify(merged[k])) for k in defaults)
+            if base == "monomial":
+                merged["k"] = int(merged["k"])
+            label = base if not defaults else base + "(" + ", ".join(f"{k}={merged[k]}" for k in defaults) + ")"
+            return Activation(label, factory(**merged), shown)
+        if "z" not in name:
+            close = difflib.get_close_matches(low, list(REGISTRY) + list(ALIASES), n=3)
+            hint = f"; did you mean {close}?" if close else ""
+            raise ActivationError(
+                f"unknown activation {name!r}{hint} Built-ins: {sorted(REGISTRY)}; or pass a sympy "
+                "expression of z such as 'z*tanh(z)'"
+            )
+        try:
+            expr = sp.sympify(name, locals={"z": z, "sigmoid": Sigmoid, "softplus": Softplus})
+        except (sp.SympifyError, SyntaxError, TypeError) as exc:
+            raise ActivationError(f"cannot parse activation expression {name!r}: {exc}") from exc
+        return activation(expr, var=var)
+    if isinstance(spec, sp.Basic):
+        if params:
+            raise ActivationError("parameters only apply to registry names; substitute them into the expression")
+        expr = sp.sympify(spec)
+        if var is not None:
+            expr = expr.subs(var, z)
+        else:
+            # accept a user's own Symbol('z') regardless of its assumptions
+            expr = expr.subs({s: z for s in expr.free_symbols if s.name == "z" and s != z})
+        return Activation(str(expr), expr)
+    raise ActivationError(f"an activation is a name or a sympy expression of z, not {type(spec).__name__}")
+
+
+def builtin_names() -> list[str]:
+    """Names of the built-in activations."""
+    return sorted(REGISTRY)
+
+
+__all__ = ["Activation", "ActivationError", "REGISTRY", "activation", "builtin_names", "z"]

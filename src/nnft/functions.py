@@ -1,0 +1,177 @@
+"""Symbolic functions that carry their own numerically safe printing.
+
+Each class here is a sympy ``Function`` that behaves like its textbook definition for symbolic work
+(differentiation, ``rewrite(exp)``, ``evalf``) but prints to code as a call into the hand-written
+runtime (``nnft.runtime``), so that generated modules never evaluate an expression that overflows,
+divides 0/0 or leaves the domain of ``arccos`` through round-off.
+
+Printers look for the methods ``_numpycode`` (vectorised numpy) and ``_numbacode`` (scalar code
+compiled by numba); both print a call ``_rt.<name>(...)`` into the runtime module imported as ``_rt``.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+
+class _RuntimeFunction(sp.Function):
+    """A sympy function printed to code as ``_rt.<runtime_name>(args)``."""
+
+    runtime_name: str = ""
+    latex_name: str = ""
+
+    def _numpycode(self, printer) -> str:
+        args = ", ".join(printer._print(a) for a in self.args)
+        return f"_rt.{self.runtime_name}({args})"
+
+    def _numbacode(self, printer) -> str:
+        args = ", ".join(printer._print(a) for a in self.args)
+        return f"_rt.{self.runtime_name}_s({args})"
+
+    def _latex(self, printer, exp=None) -> str:
+        args = ", ".join(printer._print(a) for a in self.args)
+        base = rf"\operatorname{{{self.latex_name}}}\left({args}\right)"
+        return base if exp is None else rf"{base}^{{{exp}}}"
+
+
+class Sigmoid(_RuntimeFunction):
+    """Logistic sigmoid ``1 / (1 + e^{-x})``, printed as an overflow-free ``expit``."""
+
+    nargs = 1
+    runtime_name = "sigmoid"
+    latex_name = "sigmoid"
+
+    def fdiff(self, argindex=1):
+        return Sigmoid(self.args[0]) * (1 - Sigmoid(self.args[0]))
+
+    def _eval_rewrite_as_exp(self, x, **kwargs):
+        return 1 / (1 + sp.exp(-x))
+
+    def _eval_evalf(self, prec):
+        return (1 / (1 + sp.exp(-self.args[0]))).evalf(prec)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+
+class Softplus(_RuntimeFunction):
+    """Softplus ``log(1 + e^x)``, printed as an overflow-free ``logaddexp(0, x)``."""
+
+    nargs = 1
+    runtime_name = "softplus"
+    latex_name = "softplus"
+
+    def fdiff(self, argindex=1):
+        return Sigmoid(self.args[0])
+
+    def _eval_rewrite_as_exp(self, x, **kwargs):
+        return sp.log(1 + sp.exp(x))
+
+    def _eval_rewrite_as_log(self, x, **kwargs):
+        return sp.log(1 + sp.exp(x))
+
+    def _eval_evalf(self, prec):
+        return sp.log(1 + sp.exp(self.args[0])).evalf(prec)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+
+class Corr(_RuntimeFunction):
+    """Correlation coefficient ``c = K_ab / sqrt(K_aa K_bb)`` clipped into [-1, 1].
+
+    Printed as ``_rt.corr``: the denominator is formed as ``sqrt(K_aa*K_bb)`` (exactly ``K_aa`` on the
+    diagonal, so ``c == 1`` there, see FACTS.md), the result is clipped, and the 0/0 of a zero-variance
+    input is defined as ``c = 0`` (consistent with ``Heaviside(0) = 1/2``).
+    """
+
+    nargs = 3
+    runtime_name = "corr"
+    latex_name = "corr"
+
+    def _eval_rewrite_as_sqrt(self, kab, kaa, kbb, **kwargs):
+        return kab / sp.sqrt(kaa * kbb)
+
+    def _eval_evalf(self, prec):
+        kab, kaa, kbb = self.args
+        return (kab / sp.sqrt(kaa * kbb)).evalf(prec)
+
+    def _latex(self, printer, exp=None) -> str:
+        kab, kaa, kbb = (printer._print(a) for a in self.args)
+        base = rf"\frac{{{kab}}}{{\sqrt{{{kaa} {kbb}}}}}"
+        return base if exp is None else rf"\left({base}\right)^{{{exp}}}"
+
+
+class SafeAcos(_RuntimeFunction):
+    """``arccos`` whose argument is clipped into [-1, 1] before evaluation."""
+
+    nargs = 1
+    runtime_name = "acos_clip"
+    latex_name = "arccos"
+
+    def fdiff(self, argindex=1):
+        return -1 / sp.sqrt(1 - self.args[0] ** 2)
+
+    def _eval_rewrite_as_acos(self, x, **kwargs):
+        return sp.acos(x)
+
+    def _eval_evalf(self, prec):
+        return sp.acos(self.args[0]).evalf(prec)
+
+    def _latex(self, printer, exp=None) -> str:
+        base = rf"\arccos\left({printer._print(self.args[0])}\right)"
+        return base if exp is None else rf"{base}^{{{exp}}}"
+
+
+class SafeAsin(_RuntimeFunction):
+    """``arcsin`` whose argument is clipped into [-1, 1] before evaluation."""
+
+    nargs = 1
+    runtime_name = "asin_clip"
+    latex_name = "arcsin"
+
+    def fdiff(self, argindex=1):
+        return 1 / sp.sqrt(1 - self.args[0] ** 2)
+
+    def _eval_rewrite_as_asin(self, x, **kwargs):
+        return sp.asin(x)
+
+    def _eval_evalf(self, prec):
+        return sp.asin(self.args[0]).evalf(prec)
+
+    def _latex(self, printer, exp=None) -> str:
+        base = rf"\arcsin\left({printer._print(self.args[0])}\right)"
+        return base if exp is None else rf"{base}^{{{exp}}}"
+
+
+class SafeSqrt(_RuntimeFunction):
+    """``sqrt(max(x, 0))``: a square root of a quantity that is non-negative up to round-off."""
+
+    nargs = 1
+    runtime_name = "sqrt_pos"
+    latex_name = "sqrt"
+
+    def fdiff(self, argindex=1):
+        return 1 / (2 * SafeSqrt(self.args[0]))
+
+    def _eval_evalf(self, prec):
+        return sp.sqrt(self.args[0]).evalf(prec)
+
+    def _eval_rewrite_as_sqrt(self, x, **kwargs):
+        return sp.sqrt(x)
+
+    def _latex(self, printer, exp=None) -> str:
+        base = rf"\sqrt{{{printer._print(self.args[0])}}}"
+        return base if exp is None else rf"\left({base}\right)^{{{exp}}}"
+
+
+def unsafe(expr: sp.Expr) -> sp.Expr:
+    """Rewrite every safe runtime function of ``expr`` into plain sympy (for checks and simplification)."""
+    return expr.replace(Sigmoid, lambda x: 1 / (1 + sp.exp(-x))).replace(
+        Softplus, lambda x: sp.log(1 + sp.exp(x))
+    ).replace(Corr, lambda kab, kaa, kbb: kab / sp.sqrt(kaa * kbb)).replace(
+        SafeAcos, sp.acos
+    ).replace(SafeAsin, sp.asin).replace(SafeSqrt, sp.sqrt)
+
+
+__all__ = ["Corr", "SafeAcos", "SafeAsin", "SafeSqrt", "Sigmoid", "Softplus", "unsafe"]

@@ -1,0 +1,207 @@
+"""The network description: a multilayer perceptron as a sequence of layer descriptions.
+
+Conventions (CONVENTIONS.md, PDLT §2): ``z^{(1)} = b^{(1)} + W^{(1)} x``, ``z^{(ℓ+1)} = b^{(ℓ+1)} +
+W^{(ℓ+1)} σ(z^{(ℓ)})`` with ``b ~ N(0, C_b)`` and ``W ~ N(0, C_W / n_{ℓ-1})``. ``depth`` L counts weight
+layers, so there are L − 1 hidden layers of widths ``n_1 … n_{L-1}`` and an output layer of width
+``n_out`` (= m). The NTK learning-rate tensor is ``λ_b``, ``λ_W / n_{ℓ-1}``; by default ``λ = C``,
+which makes Θ the NTK of neural-tangents' ``stax.Dense`` in NTK parameterisation.
+
+The description is pure data; kernels, Monte Carlo and symbolic maps are computed by the modules
+they belong to and reached through the methods below.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from nnft.activations import Activation, activation
+
+
+class NetworkError(ValueError):
+    """An invalid network description or input."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One weight layer ℓ: ``z^{(ℓ)} = b + W φ(z^{(ℓ-1)})`` with φ = identity on the inputs (ℓ = 1).
+
+    ``n_in`` is ``n_{ℓ-1}`` (``None`` for the first layer, whose fan-in is the input dimension n_0),
+    ``n_out`` is ``n_ℓ``; ``activation`` is the σ applied to this layer's inputs (``None`` for ℓ = 1).
+    """
+
+    index: int
+    n_in: int | None
+    n_out: int
+    C_b: float
+    C_W: float
+    lambda_b: float
+    lambda_W: float
+    activation: Activation | None
+
+
+def _per_layer(name: str, value, depth: int, *, positive: bool = False) -> tuple[float, ...]:
+    if isinstance(value, int | float | np.integer | np.floating):
+        vals = [float(value)] * depth
+    elif isinstance(value, Sequence | np.ndarray) and not isinstance(value, str):
+        vals = [float(v) for v in value]
+        if len(vals) != depth:
+            raise NetworkError(f"{name} has {len(vals)} entries but the network has depth {depth}: give one per layer")
+    else:
+        raise NetworkError(f"{name} must be a number or a list of {depth} numbers, got {value!r}")
+    for v in vals:
+        if not math.isfinite(v):
+            raise NetworkError(f"{name} must be finite, got {v}")
+        if v < 0 or (positive and v == 0):
+            raise NetworkError(f"{name} must be {'> 0' if positive else '>= 0'} (it is a variance), got {v}")
+    return tuple(vals)
+
+
+class MLP:
+    """A fully connected network at initialisation (the prior of CONVENTIONS.md).
+
+    ``MLP(activation="tanh", depth=L, width=n, C_b=0.0, C_W=1.0, n_out=1)``: ``width`` is an int or a
+    list of the L − 1 hidden widths; ``C_b``, ``C_W``, ``lambda_b``, ``lambda_W`` are scalars or per-layer
+    lists of length L (λ default to C).
+    """
+
+    def __init__(
+        self,
+        activation: str | Activation | object = "relu",
+        depth: int = 2,
+        width: int | Sequence[int] = 512,
+        C_b: float | Sequence[float] = 0.0,
+        C_W: float | Sequence[float] = 1.0,
+        n_out: int = 1,
+        lambda_b: float | Sequence[float] | None = None,
+        lambda_W: float | Sequence[float] | None = None,
+    ) -> None:
+        if isinstance(depth, bool) or not isinstance(depth, int | np.integer):
+            raise NetworkError(f"depth must be an integer >= 1, got {depth!r}")
+        if depth < 1:
+            raise NetworkError(f"depth must be >= 1 (it counts weight layers), got {depth}")
+        self.depth = int(depth)
+        self.activation = _as_activation(activation)
+        if isinstance(width, int | np.integer) and not isinstance(width, bool):
+            widths = [int(width)] * (self.depth - 1)
+        elif isinstance(width, Sequence | np.ndarray) and not isinstance(width, str):
+            widths = [w for w in width]
+            if len(widths) != self.depth - 1:
+                raise NetworkError(
+                    f"width lists the hidden widths n_1..n_(L-1): depth {self.depth} needs {self.depth - 1}, "
+                    f"got {len(widths)}"
+                )
+        else:
+            raise NetworkError(f"width must be an int or a list of ints, got {width!r}")
+        for w in widths:
+            if isinstance(w, bool) or not isinstance(w, int | np.integer) or w < 1:
+                raise NetworkError(f"every width must be an integer >= 1, got {w!r}")
+        if isinstance(n_out, bool) or not isinstance(n_out, int | np.integer) or n_out < 1:
+            raise NetworkError(f"n_out must be an integer >= 1, got {n_out!r}")
+        self.widths = tuple(int(w) for w in widths)
+        self.n_out = int(n_out)
+        self.C_b = _per_layer("C_b", C_b, self.depth)
+        self.C_W = _per_layer("C_W", C_W, self.depth)
+        self.lambda_b = self.C_b if lambda_b is None else _per_layer("lambda_b", lambda_b, self.depth)
+        self.lambda_W = self.C_W if lambda_W is None else _per_layer("lambda_W", lambda_W, self.depth)
+
+    # ------------------------------------------------------------------ description
+    @property
+    def layers(self) -> tuple[Layer, ...]:
+        """The L layer descriptions, ℓ = 1..L."""
+        outs = (*self.widths, self.n_out)
+        ins = (None, *self.widths)
+        return tuple(
+            Layer(
+                index=i + 1,
+                n_in=ins[i],
+                n_out=outs[i],
+                C_b=self.C_b[i],
+                C_W=self.C_W[i],
+                lambda_b=self.lambda_b[i],
+                lambda_W=self.lambda_W[i],
+                activation=None if i == 0 else self.activation,
+            )
+            for i in range(self.depth)
+        )
+
+    def __repr__(self) -> str:
+        def short(v):
+            return v[0] if len(set(v)) == 1 else list(v)
+
+        w = short(self.widths) if self.widths else []
+        return (
+            f"MLP(activation={self.activation.name!r}, depth={self.depth}, width={w}, "
+            f"C_b={short(self.C_b)}, C_W={short(self.C_W)}, n_out={self.n_out})"
+        )
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{ly.index}</td><td>{ly.n_in if ly.n_in else 'n₀'}</td><td>{ly.n_out}</td>"
+            f"<td>{ly.C_b:g}</td><td>{ly.C_W:g}</td><td>{ly.lambda_b:g}</td><td>{ly.lambda_W:g}</td></tr>"
+            for ly in self.layers
+        )
+        return (
+            f"<b>MLP</b> σ = {self.activation.name}<table><tr><th>ℓ</th><th>n<sub>ℓ-1</sub></th>"
+            f"<th>n<sub>ℓ</sub></th><th>C<sub>b</sub></th><th>C<sub>W</sub></th><th>λ<sub>b</sub></th>"
+            f"<th>λ<sub>W</sub></th></tr>{rows}</table>"
+        )
+
+    # ------------------------------------------------------------------ kernels
+    def kernels(self, x, *, ntk: bool = True, backend: str = "numpy"):
+        """K^{(ℓ)} (and Θ^{(ℓ)}) of every layer ℓ = 1..L for inputs ``x`` of shape (P, n_0).
+
+        Returns a :class:`nnft.numeric.kernels.Kernels` with arrays ``K`` and ``Theta`` of shape (L, P, P).
+        """
+        from nnft.numeric.kernels import layer_kernels
+
+        return layer_kernels(self, x, ntk=ntk, backend=backend)
+
+    def nngp(self, x, *, chunks: int | None = None, backend: str = "numpy"):
+        """The output-layer NNGP kernel K^{(L)} (P × P); a dask array evaluated block by block if ``chunks``."""
+        from nnft.numeric.kernels import output_kernel
+
+        return output_kernel(self, x, which="nngp", chunks=chunks, backend=backend)
+
+    def ntk(self, x, *, chunks: int | None = None, backend: str = "numpy"):
+        """The output-layer NTK Θ^{(L)} (P × P); a dask array evaluated block by block if ``chunks``."""
+        from nnft.numeric.kernels import output_kernel
+
+        return output_kernel(self, x, which="ntk", chunks=chunks, backend=backend)
+
+    # ------------------------------------------------------------------ symbolic
+    def recursion(self, name: str = "nngp"):
+        """The symbolic one-layer map (``"nngp"`` or ``"ntk"``) with ``.latex()`` and Jupyter display."""
+        from nnft.recursions import one_layer_map
+
+        return one_layer_map(name, self.activation)
+
+
+def _as_activation(spec) -> Activation:
+    try:
+        return activation(spec)
+    except ValueError as exc:
+        raise NetworkError(str(exc)) from exc
+
+
+def validate_inputs(x) -> np.ndarray:
+    """Return ``x`` as a float64 (P, n_0) array, or raise a clear error for bad shapes or values."""
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise NetworkError(f"inputs must be a numeric array of shape (P, n_0): {exc}") from exc
+    if arr.ndim != 2:
+        hint = " (for a single input use x[None, :])" if arr.ndim == 1 else ""
+        raise NetworkError(f"inputs must have shape (P, n_0), got shape {arr.shape}{hint}")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise NetworkError(f"inputs must have at least one sample and one feature, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise NetworkError(f"inputs contain NaN or inf (first at x[{bad[0]}, {bad[1]}]); clean the data first")
+    return arr
+
+
+__all__ = ["MLP", "Layer", "NetworkError", "validate_inputs"]
