@@ -202,11 +202,14 @@ def _rational(v) -> sp.Expr:
     raise ActivationError(f"activation parameter must be a number, got {v!r}")
 
 
+_DEFAULT_LEAK = sp.Rational(1, 100)
+
+
 def _relu(**_):
     return sp.Piecewise((sp.S.Zero, z < 0), (z, True))
 
 
-def _leaky(a=sp.Rational(1, 100), **_):
+def _leaky(a=_DEFAULT_LEAK, **_):
     return sp.Piecewise((a * z, z < 0), (z, True))
 
 

@@ -1,0 +1,473 @@
+"""Symbolic Gaussian expectations ⟨f(z_a, z_b, …)⟩_K: closed forms first, an unevaluated node otherwise.
+
+The engine never names an activation. Two-variable averages ⟨f(z_a) g(z_b)⟩ over a zero-mean Gaussian
+with covariance ``[[K_aa, K_ab], [K_ab, K_bb]]`` are found by a table of *rules*, each of which
+recognises a class of functions from the expression itself:
+
+* :class:`HomogeneousRule` — piecewise monomials ``c₊ z^n Θ(z) + c₋ (−z)^n Θ(−z)``, n ∈ {0, 1, 2}
+  (linear, relu, leaky relu, |z|, step, sign, z²): the arc-cosine kernels of Cho & Saul (NIPS 2009),
+  ``⟨Θ(z_a)Θ(z_b) z_a^n z_b^n⟩ = (K_aa K_bb)^{n/2} J_n(θ) / (2π)``, ``θ = arccos(K_ab/√(K_aa K_bb))``,
+  ``J_0 = π − θ``, ``J_1 = sin θ + (π − θ) cos θ``, ``J_2 = 3 sin θ cos θ + (π − θ)(1 + 2 cos²θ)``;
+  the mixed-sign pieces follow from ``K_ab → −K_ab``, i.e. ``θ → π − θ``.
+* :class:`PolyGaussExpRule` — finite sums of ``c z^m exp(q z² + a z)`` with Re q ≤ 0 and complex a
+  (polynomials, exp, sin, cos, sinh, cosh, Gaussian bumps such as erf′): completing the square,
+  ``⟨p(z) e^{−½ zᵀAz + aᵀz}⟩_K = det(1 + KA)^{−1/2} e^{½ aᵀK′a} ⟨p(y)⟩_{N(K′a, K′)}``, ``K′ = (1 + KA)^{−1}K``,
+  and the remaining polynomial moment by Isserlis' theorem.
+* :class:`ErfRule` — ``d + Σ c_i erf(b_i z)``: ``⟨erf(b z_a) erf(b′ z_b)⟩ = (2/π) arcsin(2bb′K_ab /
+  √((1 + 2b²K_aa)(1 + 2b′²K_bb)))`` (Williams, NIPS 1996).
+
+Everything else stays an :class:`Expectation` node, which prints to LaTeX as ⟨…⟩_K and to code as a
+call into numerical quadrature. Price's theorem (``∂⟨f⟩/∂K_ab = ⟨∂_a∂_b f⟩``, ``∂⟨f⟩/∂K_aa = ½⟨∂_a² f⟩``)
+differentiates the node. Numerically delicate pieces print as runtime calls (:mod:`nnft.functions`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from functools import cache, lru_cache
+
+import sympy as sp
+
+from nnft.activations import _find_kinks, z
+from nnft.functions import Corr, SafeAcos, SafeAsin, SafeSqrt, unsafe
+
+#: Covariance entries of the two-variable average: variances K_aa, K_bb > 0 and covariance K_ab.
+Kaa = sp.Symbol("K_aa", positive=True)
+Kbb = sp.Symbol("K_bb", positive=True)
+Kab = sp.Symbol("K_ab", real=True)
+#: Integration variables of the two-variable average.
+za = sp.Symbol("z_a", real=True)
+zb = sp.Symbol("z_b", real=True)
+
+
+class Expectation(sp.Expr):
+    """An unevaluated Gaussian average ``⟨f(z_a, z_b)⟩`` over N(0, [[K_aa, K_ab], [K_ab, K_bb]]).
+
+    ``Expectation(f, (z_a, z_b), (K_aa, K_ab, K_bb))``; with a single variable,
+    ``Expectation(f, (z_a,), (K_aa,))``. The covariance entries may be any sympy expressions.
+    Differentiation with respect to a symbol inside the covariance uses Price's theorem.
+    """
+
+    is_commutative = True
+    is_real = True
+
+    def __new__(cls, integrand, variables, cov):
+        variables = sp.Tuple(*variables)
+        cov = sp.Tuple(*cov)
+        if len(variables) not in (1, 2) or len(cov) != (1 if len(variables) == 1 else 3):
+            raise ValueError("Expectation takes one variable with (K,) or two with (K_aa, K_ab, K_bb)")
+        return super().__new__(cls, sp.sympify(integrand), variables, cov)
+
+    @property
+    def integrand(self) -> sp.Expr:
+        return self.args[0]
+
+    @property
+    def variables(self) -> tuple[sp.Symbol, ...]:
+        return tuple(self.args[1])
+
+    @property
+    def cov(self) -> tuple[sp.Expr, ...]:
+        return tuple(self.args[2])
+
+    def _eval_derivative(self, s):
+        f, v, cov = self.integrand, self.variables, self.cov
+        out = sp.S.Zero
+        if len(v) == 1:
+            dk = sp.diff(cov[0], s)
+            if dk != 0:
+                out += dk * Expectation(sp.diff(f, v[0], 2) / 2, v, cov)
+            return out
+        a, b = v
+        caa, cab, cbb = cov
+        for entry, d2 in ((caa, sp.diff(f, a, 2) / 2), (cbb, sp.diff(f, b, 2) / 2), (cab, sp.diff(f, a, b))):
+            dk = sp.diff(entry, s)
+            if dk != 0:
+                out += dk * Expectation(d2, v, cov)
+        return out
+
+    def _eval_subs(self, old, new):
+        if old in self.variables:
+            return self
+        return None
+
+    def _latex(self, printer, exp=None) -> str:
+        f = printer._print(self.integrand)
+        if len(self.variables) == 1:
+            sub = printer._print(self.cov[0])
+        else:
+            sub = printer._print(sp.Matrix([[self.cov[0], self.cov[1]], [self.cov[1], self.cov[2]]]))
+            sub = "K" if self.cov == (Kaa, Kab, Kbb) else sub
+        base = rf"\left\langle {f} \right\rangle_{{{sub}}}"
+        return base if exp is None else rf"{base}^{{{exp}}}"
+
+    def _sympystr(self, printer) -> str:
+        return f"E[{printer._print(self.integrand)}; cov={printer._print(self.args[2])}]"
+
+    def separable(self) -> tuple[sp.Expr, sp.Expr] | None:
+        """``(f_a(z), f_b(z))`` when the integrand is ``f_a(z_a) f_b(z_b)``, else ``None``."""
+        if len(self.variables) == 1:
+            return None
+        a, b = self.variables
+        ia, ib = sp.S.One, sp.S.One
+        for factor in sp.Mul.make_args(self.integrand):
+            fs = factor.free_symbols
+            if b not in fs:
+                ia *= factor
+            elif a not in fs:
+                ib *= factor
+            else:
+                return None
+        return ia.subs(a, z), ib.subs(b, z)
+
+    def kinks(self) -> tuple[tuple[float, ...], ...]:
+        """Points where the integrand is non-smooth, per variable (for quadrature)."""
+        return tuple(_find_kinks(self.integrand.subs(v, z)) for v in self.variables)
+
+    def doit(self, **hints):
+        return self
+
+
+# ------------------------------------------------------------------------------------------------
+# Isserlis / Wick for polynomials
+# ------------------------------------------------------------------------------------------------
+
+def isserlis(poly: sp.Expr, variables: tuple[sp.Symbol, ...], cov, mean=None) -> sp.Expr:
+    """``E[poly(z)]`` for z ~ N(mean, cov) by Isserlis' (Wick's) theorem, any number of variables.
+
+    ``cov`` is a square sympy matrix (or nested list) indexed like ``variables``; ``mean`` an optional
+    vector. For zero mean, ``E[z_{i1}…z_{i2k}] = Σ_{pairings} Π K_{ij}``, implemented by the recursion
+    ``E[z_i F] = Σ_j K_ij E[∂_j F]`` (Stein), which sums all pairings without listing them.
+    """
+    cov = sp.Matrix(cov)
+    n = len(variables)
+    if cov.shape != (n, n):
+        raise ValueError(f"covariance has shape {cov.shape}, need ({n}, {n}) for variables {variables}")
+    expr = sp.expand(poly)
+    if mean is not None:
+        expr = sp.expand(expr.subs({v: v + m for v, m in zip(variables, mean, strict=True)}, simultaneous=True))
+    p = sp.Poly(expr, *variables)
+
+    @cache
+    def moment(powers: tuple[int, ...]) -> sp.Expr:
+        if sum(powers) == 0:
+            return sp.S.One
+        if sum(powers) % 2:
+            return sp.S.Zero
+        i = next(k for k, e in enumerate(powers) if e)
+        rest = list(powers)
+        rest[i] -= 1
+        total = sp.S.Zero
+        for j in range(n):
+            if rest[j]:
+                lower = list(rest)
+                coeff = lower[j]
+                lower[j] -= 1
+                total += cov[i, j] * coeff * moment(tuple(lower))
+        return total
+
+    return sp.expand(sum((c * moment(tuple(m)) for m, c in p.terms()), sp.S.Zero))
+
+
+# ------------------------------------------------------------------------------------------------
+# Rules: each recognises a class of f(z) and averages products of two members in closed form
+# ------------------------------------------------------------------------------------------------
+
+def _theta():
+    return SafeAcos(Corr(Kab, Kaa, Kbb))
+
+
+_p = sp.Symbol("p", positive=True)
+
+
+class Rule:
+    """A closed-form rule: ``match(f)`` returns data describing f or ``None``; ``pair`` averages."""
+
+    name = "rule"
+
+    def match(self, f: sp.Expr):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def pair(self, da, db) -> sp.Expr | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class _Homog:
+    n: int
+    cp: sp.Expr
+    cm: sp.Expr
+
+
+class HomogeneousRule(Rule):
+    """Piecewise monomials ``c₊ z^n`` (z > 0), ``c₋ (−z)^n`` (z < 0): arc-cosine kernels (Cho & Saul 2009)."""
+
+    name = "arc-cosine"
+
+    @staticmethod
+    def J(n: int, t: sp.Expr) -> sp.Expr:
+        """Cho–Saul angular function J_n(θ) for n = 0, 1, 2."""
+        s, c = sp.sin(t), sp.cos(t)
+        if n == 0:
+            return sp.pi - t
+        if n == 1:
+            return s + (sp.pi - t) * c
+        if n == 2:
+            return 3 * s * c + (sp.pi - t) * (1 + 2 * c**2)
+        raise ValueError(n)
+
+    def match(self, f):
+        f = unsafe(f)
+        if f.has(sp.exp, sp.erf, sp.sin, sp.cos, sp.tanh, sp.log):
+            return None
+        fp = sp.simplify(f.subs(z, _p))
+        fm = sp.simplify(f.subs(z, -_p))
+        for n in (0, 1, 2):
+            cp = sp.simplify(fp / _p**n)
+            cm = sp.simplify(fm / _p**n)
+            if not cp.free_symbols and not cm.free_symbols:
+                return _Homog(n, cp, cm)
+        return None
+
+    def pair(self, da: _Homog, db: _Homog):
+        if da.n != db.n:
+            return None
+        n = da.n
+        corr = Corr(Kab, Kaa, Kbb)
+        theta = SafeAcos(corr)
+        sin_t = SafeSqrt(1 - corr**2)
+        same = da.cp * db.cp + da.cm * db.cm
+        cross = da.cp * db.cm + da.cm * db.cp
+
+        def Jn(sign):
+            # J_n at θ (sign=+1) or at π − θ (sign=−1), with cos(π − θ) = −cos θ, sin(π − θ) = sin θ
+            c = sign * corr
+            t = theta if sign > 0 else sp.pi - theta
+            if n == 0:
+                return sp.pi - t
+            if n == 1:
+                return sin_t + (sp.pi - t) * c
+            return 3 * sin_t * c + (sp.pi - t) * (1 + 2 * c**2)
+
+        scale = SafeSqrt(Kaa * Kbb) ** n if n else sp.S.One
+        if n == 2:
+            scale = Kaa * Kbb
+        out = sp.factor_terms(scale / (2 * sp.pi) * (same * Jn(+1) + cross * Jn(-1)))
+        if not out.has(SafeAcos):
+            # θ cancelled (linear, z²): a polynomial in the covariance entries, K_ab itself for σ = z
+            out = sp.expand(sp.simplify(unsafe(out)))
+        return out
+
+    def single(self, da: _Homog, db: _Homog, K: sp.Expr) -> sp.Expr:
+        """⟨f(z) g(z)⟩_K: the product is a piecewise monomial of degree n + m."""
+        k = da.n + db.n
+        moment = sp.gamma(sp.Rational(k + 1, 2)) * 2 ** sp.Rational(k, 2) / sp.sqrt(sp.pi)  # E|u|^k
+        return sp.nsimplify((da.cp * db.cp + da.cm * db.cm) / 2 * moment) * K ** sp.Rational(k, 2)
+
+
+@dataclass(frozen=True)
+class _PGE:
+    terms: tuple[tuple[sp.Expr, int, sp.Expr, sp.Expr], ...]  # (c, m, q, a): c z^m exp(q z^2 + a z)
+
+
+class PolyGaussExpRule(Rule):
+    """Sums of ``c z^m exp(q z² + a z)``, Re q ≤ 0: completing the square plus Isserlis."""
+
+    name = "poly-gauss-exp"
+
+    def match(self, f):
+        f = unsafe(f)
+        if f.has(sp.Piecewise, sp.Heaviside, sp.Abs, sp.sign, sp.Max, sp.Min, sp.erf, sp.tanh, sp.log):
+            return None
+        g = sp.powsimp(sp.expand(f.rewrite(sp.exp)), combine="exp")
+        g = sp.powsimp(sp.expand(g), combine="exp")
+        terms = []
+        for term in sp.Add.make_args(g):
+            c, m, expo = sp.S.One, 0, sp.S.Zero
+            for fac in sp.Mul.make_args(term):
+                if not fac.has(z):
+                    c *= fac
+                elif fac == z:
+                    m += 1
+                elif fac.is_Pow and fac.base == z and fac.exp.is_Integer and fac.exp > 0:
+                    m += int(fac.exp)
+                elif isinstance(fac, sp.exp):
+                    expo += fac.args[0]
+                elif fac.is_Pow and isinstance(fac.base, sp.exp) and fac.exp.is_Integer:
+                    expo += fac.base.args[0] * fac.exp
+                else:
+                    return None
+            poly = sp.Poly(sp.expand(expo), z) if expo.has(z) else None
+            if poly is not None and poly.degree() > 2:
+                return None
+            q = poly.coeff_monomial(z**2) if poly is not None else sp.S.Zero
+            a = poly.coeff_monomial(z) if poly is not None else sp.S.Zero
+            c0 = poly.coeff_monomial(1) if poly is not None else sp.S.Zero
+            if sp.re(q).is_positive:
+                return None
+            terms.append((c * sp.exp(c0), m, q, a))
+        return _PGE(tuple(terms))
+
+    def pair(self, da: _PGE, db: _PGE, cov=None) -> sp.Expr:
+        K = sp.Matrix([[Kaa, Kab], [Kab, Kbb]]) if cov is None else cov
+        total = sp.S.Zero
+        for (c1, m1, q1, a1), (c2, m2, q2, a2) in itertools.product(da.terms, db.terms):
+            total += _pge_pair(c1, m1, q1, a1, c2, m2, q2, a2, K)
+        return _realify(total)
+
+
+def _pge_pair(c1, m1, q1, a1, c2, m2, q2, a2, K) -> sp.Expr:
+    A = sp.diag(-2 * q1, -2 * q2)
+    M = sp.eye(2) + K * A
+    if q1 == 0 and q2 == 0:
+        Kp, pref = K, sp.S.One
+    else:
+        det = sp.factor(sp.expand(M.det()))
+        Kp = (M.inv() * K).applyfunc(lambda e: sp.factor(sp.cancel(e)))
+        pref = 1 / sp.sqrt(det)
+    avec = sp.Matrix([a1, a2])
+    mu = Kp * avec
+    expo = sp.expand((avec.T * Kp * avec)[0, 0] / 2)
+    poly = isserlis(za**m1 * zb**m2, (za, zb), Kp, mean=list(mu))
+    return c1 * c2 * pref * sp.exp(expo) * poly
+
+
+def _realify(expr: sp.Expr) -> sp.Expr:
+    expr = sp.expand(expr)
+    if expr.has(sp.I):
+        expr = sp.expand(sp.re(sp.expand_complex(expr)))
+    return sp.powsimp(expr, combine="exp")
+
+
+@dataclass(frozen=True)
+class _Erf:
+    const: sp.Expr
+    terms: tuple[tuple[sp.Expr, sp.Expr], ...]  # (c, b): c erf(b z)
+
+
+class ErfRule(Rule):
+    """``d + Σ c_i erf(b_i z)``: the arcsine kernel (Williams 1996)."""
+
+    name = "arcsine"
+
+    def match(self, f):
+        f = sp.expand(unsafe(f))
+        const, terms = sp.S.Zero, []
+        for term in sp.Add.make_args(f):
+            if not term.has(z):
+                const += term
+                continue
+            c, rest = term.as_independent(z, as_Add=False)
+            if not isinstance(rest, sp.erf):
+                return None
+            b = sp.simplify(rest.args[0] / z)
+            if b.has(z) or b == 0:
+                return None
+            terms.append((c, b))
+        if not terms:
+            return None
+        return _Erf(const, tuple(terms))
+
+    def pair(self, da: _Erf, db: _Erf) -> sp.Expr:
+        total = da.const * db.const
+        for (c1, b1), (c2, b2) in itertools.product(da.terms, db.terms):
+            arg = 2 * b1 * b2 * Kab / sp.sqrt((1 + 2 * b1**2 * Kaa) * (1 + 2 * b2**2 * Kbb))
+            total += c1 * c2 * 2 / sp.pi * SafeAsin(arg)
+        return total
+
+
+RULES: tuple[Rule, ...] = (HomogeneousRule(), ErfRule(), PolyGaussExpRule())
+
+
+@lru_cache(maxsize=512)
+def _match(rule: Rule, f: sp.Expr):
+    try:
+        return rule.match(f)
+    except (TypeError, ValueError, NotImplementedError, sp.PolynomialError):
+        return None
+
+
+def closed_form_rule(f: sp.Expr, g: sp.Expr) -> Rule | None:
+    """The first rule of :data:`RULES` that averages ``f(z_a) g(z_b)`` in closed form, or ``None``."""
+    for rule in RULES:
+        if _match(rule, f) is not None and _match(rule, g) is not None:
+            return rule
+    return None
+
+
+@lru_cache(maxsize=512)
+def expect_pair(f: sp.Expr, g: sp.Expr) -> sp.Expr:
+    """``⟨f(z_a) g(z_b)⟩`` over N(0, [[K_aa, K_ab], [K_ab, K_bb]]) in the symbols :data:`Kaa`, :data:`Kab`, :data:`Kbb`.
+
+    ``f`` and ``g`` are sympy expressions of :data:`nnft.activations.z`. Closed form when a rule of
+    :data:`RULES` applies to both, an :class:`Expectation` node otherwise.
+    """
+    f, g = sp.sympify(f), sp.sympify(g)
+    if not f.has(z) and not g.has(z):
+        return f * g
+    for rule in RULES:
+        da, db = _match(rule, f), _match(rule, g)
+        if da is None or db is None:
+            continue
+        out = rule.pair(da, db)
+        if out is not None:
+            return out
+    return Expectation(f.subs(z, za) * g.subs(z, zb), (za, zb), (Kaa, Kab, Kbb))
+
+
+@lru_cache(maxsize=512)
+def expect_single(f: sp.Expr, g: sp.Expr | None = None) -> sp.Expr:
+    """``⟨f(z) g(z)⟩`` (``g = 1`` if omitted) over z ~ N(0, K_aa), in the symbol :data:`Kaa`.
+
+    Closed form when a rule applies: the degenerate two-variable average at ``K_ab = K_bb = K_aa``,
+    simplified; an :class:`Expectation` node of one variable otherwise.
+    """
+    f = sp.sympify(f)
+    g = sp.S.One if g is None else sp.sympify(g)
+    hom = RULES[0]
+    da, db = _match(hom, f), _match(hom, g)
+    if da is not None and db is not None:
+        return hom.single(da, db, Kaa)
+    for rule in RULES[1:]:
+        da, db = _match(rule, f), _match(rule, g)
+        if da is None or db is None:
+            continue
+        if isinstance(rule, PolyGaussExpRule):
+            out = rule.pair(da, db, cov=sp.Matrix([[Kaa, Kaa], [Kaa, Kaa]]))
+        else:
+            out = rule.pair(da, db).subs({Kab: Kaa, Kbb: Kaa})
+        out = sp.simplify(unsafe(out))
+        return out
+    return Expectation(f.subs(z, za) * g.subs(z, za), (za,), (Kaa,))
+
+
+def is_closed(expr: sp.Expr) -> bool:
+    """True when ``expr`` contains no unevaluated :class:`Expectation`."""
+    return not expr.has(Expectation)
+
+
+def price_derivative(f: sp.Expr, g: sp.Expr) -> sp.Expr:
+    """``∂⟨f(z_a) g(z_b)⟩/∂K_ab`` by Price's theorem: ``⟨f′(z_a) g′(z_b)⟩`` (CONVENTIONS.md)."""
+    return expect_pair(sp.diff(f, z), sp.diff(g, z))
+
+
+__all__ = [
+    "RULES",
+    "ErfRule",
+    "Expectation",
+    "HomogeneousRule",
+    "Kaa",
+    "Kab",
+    "Kbb",
+    "PolyGaussExpRule",
+    "Rule",
+    "closed_form_rule",
+    "expect_pair",
+    "expect_single",
+    "is_closed",
+    "isserlis",
+    "price_derivative",
+    "za",
+    "zb",
+]

@@ -1,0 +1,285 @@
+"""Evaluate the NNGP and NTK recursions over data: all layers, tiled, threaded, or lazily with Dask.
+
+Given the per-layer diagonals (O(P L) work), each entry αβ of K^{(ℓ)} and Θ^{(ℓ)} evolves through the
+layers independently of every other entry. So the P × P work is cut into tiles; each tile runs
+through all L layers while it is cache-resident (one generated-code call per layer), and only the
+result is written out. Tiles with J ≥ I are computed and mirrored (K and Θ are symmetric); threads
+share the tiles (numpy releases the GIL in its ufuncs). With ``chunks`` the same tile function becomes
+the block function of a Dask array, so kernels larger than memory are computed block by block on this
+machine or a cluster, and stored with ``dask.array.to_zarr`` or into a ``.npy`` memmap.
+
+Numerics: the first-layer Gram matrix and its diagonal come from the same BLAS product, and the
+per-layer diagonals are computed with the same generated off-diagonal map evaluated at
+``K_αβ = K_αα = K_ββ``: duplicate inputs then reproduce the diagonal bit for bit, and the correlation
+is exactly 1 there (FACTS.md: a 1-ulp error in c near 1 becomes a √eps error in the arc-cosine angle).
+This holds for quadrature maps too (the 2-D rule at c = 1), at the cost of P extra 2-D averages.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from nnft.network import MLP, validate_inputs
+
+DEFAULT_TILE = 256
+
+
+@dataclass
+class Kernels:
+    """K^{(ℓ)} and Θ^{(ℓ)} for ℓ = 1..L: arrays of shape (L, P, P); ``Theta`` is None if not requested."""
+
+    K: np.ndarray
+    Theta: np.ndarray | None
+    net: MLP
+
+    @property
+    def nngp(self) -> np.ndarray:
+        """Output-layer K^{(L)}."""
+        return self.K[-1]
+
+    @property
+    def ntk(self) -> np.ndarray:
+        """Output-layer Θ^{(L)}."""
+        if self.Theta is None:
+            raise ValueError("the NTK was not computed: call net.kernels(x, ntk=True)")
+        return self.Theta[-1]
+
+    def __repr__(self) -> str:
+        L, P, _ = self.K.shape
+        return f"Kernels(L={L}, P={P}, ntk={'yes' if self.Theta is not None else 'no'}, net={self.net!r})"
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{i + 1}</td><td>{np.mean(np.diag(k)):.6g}</td><td>{np.mean(k):.6g}</td>"
+            + (f"<td>{np.mean(np.diag(t)):.6g}</td>" if self.Theta is not None else "")
+            + "</tr>"
+            for i, (k, t) in enumerate(zip(self.K, self.Theta if self.Theta is not None else self.K, strict=True))
+        )
+        th = "<th>mean Θ<sub>αα</sub></th>" if self.Theta is not None else ""
+        return (f"<b>Kernels</b> of {self.net!r}, P = {self.K.shape[1]}<table><tr><th>ℓ</th>"
+                f"<th>mean K<sub>αα</sub></th><th>mean K<sub>αβ</sub></th>{th}</tr>{rows}</table>")
+
+
+class _Plan:
+    """Everything a tile needs: the generated module, per-layer parameters and diagonals."""
+
+    def __init__(self, net: MLP, x: np.ndarray, ntk: bool, backend: str) -> None:
+        from nnft.recursions import one_layer_map
+
+        self.net = net
+        self.ntk = ntk
+        self.backend = backend
+        self.map = one_layer_map("ntk" if ntk else "nngp", net.activation)
+        self.mod = self.map.compile(backend)
+        self.closed = self.map.closed
+        self.x = x
+        self.n0 = x.shape[1]
+        layers = net.layers
+        self.params = [(ly.C_b, ly.C_W, ly.lambda_b, ly.lambda_W) for ly in layers]
+        self.L = len(layers)
+        self.dK, self.dT = self._diagonals()
+
+    def _gram_diag(self) -> np.ndarray:
+        x = self.x
+        P = x.shape[0]
+        out = np.empty(P)
+        step = 512
+        for s in range(0, P, step):
+            blk = x[s:s + step]
+            out[s:s + step] = np.diag(blk @ blk.T)
+        return out / self.n0
+
+    def _diagonals(self) -> tuple[np.ndarray, np.ndarray | None]:
+        P = self.x.shape[0]
+        L = self.L
+        g = self._gram_diag()
+        dK = np.empty((L, P))
+        dT = np.empty((L, P)) if self.ntk else None
+        cb, cw, lb, lw = self.params[0]
+        dK[0] = cb + cw * g
+        if self.ntk:
+            dT[0] = lb + lw * g
+        for ell in range(1, L):
+            cb, cw, lb, lw = self.params[ell]
+            k = dK[ell - 1]
+            if self.ntk:
+                res = self.mod.offdiag_1d(k, k, k, dT[ell - 1], cb, cw, lb, lw)
+            else:
+                res = self.mod.offdiag_1d(k, k, k, cb, cw)
+            dK[ell] = np.broadcast_to(res[0], (P,))
+            if self.ntk:
+                dT[ell] = np.broadcast_to(res[1], (P,))
+        _check_finite(dK, "K diagonal")
+        if dT is not None:
+            _check_finite(dT, "Θ diagonal")
+        return dK, dT
+
+    def tile(self, rows: slice, cols: slice, keep_all: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """K (and Θ) on rows × cols for the last layer, or all layers if ``keep_all`` ((L, R, C))."""
+        xa, xb = self.x[rows], self.x[cols]
+        g = (xa @ xb.T) / self.n0
+        R, C = g.shape
+        cb, cw, lb, lw = self.params[0]
+        K = cb + cw * g
+        T = lb + lw * g if self.ntk else None
+        allK = np.empty((self.L, R, C)) if keep_all else None
+        allT = np.empty((self.L, R, C)) if keep_all and self.ntk else None
+        if keep_all:
+            allK[0] = K
+            if self.ntk:
+                allT[0] = T
+        numba = self.backend == "numba"
+        for ell in range(1, self.L):
+            cb, cw, lb, lw = self.params[ell]
+            da = self.dK[ell - 1, rows]
+            db = self.dK[ell - 1, cols]
+            if not numba:
+                da = da[:, None]
+                db = db[None, :]
+            if self.ntk:
+                res = self.mod.offdiag(da, K, db, T, cb, cw, lb, lw)
+                K = np.broadcast_to(res[0], (R, C))
+                T = np.broadcast_to(res[1], (R, C))
+            else:
+                res = self.mod.offdiag(da, K, db, cb, cw)
+                K = np.broadcast_to(res[0], (R, C))
+            if keep_all:
+                allK[ell] = K
+                if self.ntk:
+                    allT[ell] = T
+        if keep_all:
+            return allK, allT
+        return np.array(K, copy=True), (np.array(T, copy=True) if self.ntk else None)
+
+    def diag_fix(self, out: np.ndarray, which: str, layer: int | None) -> None:
+        """Write the exact per-layer diagonals onto the diagonal of ``out`` ((P, P) or (L, P, P))."""
+        d = self.dK if which == "K" else self.dT
+        idx = np.arange(d.shape[1])
+        if out.ndim == 3:
+            for ell in range(self.L):
+                out[ell, idx, idx] = d[ell]
+        else:
+            out[idx, idx] = d[-1 if layer is None else layer]
+
+
+def _check_finite(arr: np.ndarray, what: str) -> None:
+    if not np.all(np.isfinite(arr)):
+        raise FloatingPointError(
+            f"{what} is not finite (overflow for these parameters: the kernel grows without bound with depth; "
+            "reduce C_W or the depth, or rescale the inputs)"
+        )
+
+
+def _sym(a: np.ndarray) -> np.ndarray:
+    up = np.triu(a)
+    return up + np.swapaxes(np.triu(a, 1), -1, -2)
+
+
+def _tiles(P: int, tile: int) -> list[tuple[slice, slice]]:
+    starts = range(0, P, tile)
+    return [(slice(i, min(i + tile, P)), slice(j, min(j + tile, P))) for i in starts for j in starts if j >= i]
+
+
+def _n_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover
+        return max(1, os.cpu_count() or 1)
+
+
+def _compute(plan: _Plan, keep_all: bool, tile: int = DEFAULT_TILE, threads: int | None = None):
+    P = plan.x.shape[0]
+    shape = (plan.L, P, P) if keep_all else (P, P)
+    K = np.empty(shape)
+    T = np.empty(shape) if plan.ntk else None
+
+    def work(rc):
+        rows, cols = rc
+        k, t = plan.tile(rows, cols, keep_all)
+        if rows == cols:  # a tile on the diagonal: make it exactly symmetric from its upper triangle
+            k = _sym(k)
+            t = _sym(t) if t is not None else None
+        if keep_all:
+            K[:, rows, cols] = k
+            K[:, cols, rows] = np.swapaxes(k, 1, 2)
+            if T is not None:
+                T[:, rows, cols] = t
+                T[:, cols, rows] = np.swapaxes(t, 1, 2)
+        else:
+            K[rows, cols] = k
+            K[cols, rows] = k.T
+            if T is not None:
+                T[rows, cols] = t
+                T[cols, rows] = t.T
+
+    tiles = _tiles(P, tile)
+    n = threads or _n_threads()
+    if plan.backend == "numba" or n == 1 or len(tiles) == 1:
+        for rc in tiles:
+            work(rc)
+    else:
+        with ThreadPoolExecutor(max_workers=n) as ex:
+            list(ex.map(work, tiles))
+    plan.diag_fix(K, "K", None)
+    if T is not None:
+        plan.diag_fix(T, "T", None)
+    _check_finite(K, "K")
+    if T is not None:
+        _check_finite(T, "Θ")
+    return K, T
+
+
+def layer_kernels(net: MLP, x, *, ntk: bool = True, backend: str = "numpy", tile: int = DEFAULT_TILE) -> Kernels:
+    """K^{(ℓ)} (and Θ^{(ℓ)}) for every layer ℓ = 1..L, arrays (L, P, P)."""
+    x = validate_inputs(x)
+    plan = _Plan(net, x, ntk, backend)
+    K, T = _compute(plan, keep_all=True, tile=tile)
+    return Kernels(K=K, Theta=T, net=net)
+
+
+def output_kernel(net: MLP, x, *, which: str, chunks: int | None = None, backend: str = "numpy",
+                  tile: int = DEFAULT_TILE):
+    """The output-layer NNGP (``which="nngp"``) or NTK (``"ntk"``) kernel; a Dask array if ``chunks``."""
+    if which not in ("nngp", "ntk"):
+        raise ValueError(f"which must be 'nngp' or 'ntk', got {which!r}")
+    x = validate_inputs(x)
+    plan = _Plan(net, x, ntk=(which == "ntk"), backend=backend)
+    if chunks is not None:
+        return _dask_kernel(plan, which, chunks)
+    K, T = _compute(plan, keep_all=False, tile=tile)
+    return K if which == "nngp" else T
+
+
+def _dask_kernel(plan: _Plan, which: str, chunks: int):
+    """A lazy (P, P) dask array whose blocks are tiles computed on demand."""
+    try:
+        import dask.array as da
+    except ImportError as exc:  # pragma: no cover - dask is in the [dask] extra
+        raise ImportError("chunks= needs dask: pip install 'nnft[dask]'") from exc
+    if isinstance(chunks, bool) or not isinstance(chunks, int | np.integer) or chunks < 1:
+        raise ValueError(f"chunks must be a positive integer block size, got {chunks!r}")
+    P = plan.x.shape[0]
+    sizes = tuple(min(chunks, P - s) for s in range(0, P, chunks))
+    d_index = np.arange(P)
+
+    def block(block_info=None):
+        (r0, r1), (c0, c1) = block_info[None]["array-location"]
+        rows, cols = slice(r0, r1), slice(c0, c1)
+        k, t = plan.tile(rows, cols, keep_all=False)
+        out = k if which == "nngp" else t
+        # exact diagonal where this block meets it
+        lo, hi = max(r0, c0), min(r1, c1)
+        if lo < hi:
+            idx = d_index[lo:hi]
+            d = plan.dK[-1] if which == "nngp" else plan.dT[-1]
+            out[idx - r0, idx - c0] = d[idx]
+        return out
+
+    return da.map_blocks(block, chunks=(sizes, sizes), dtype=np.float64, meta=np.empty((0, 0)))
+
+
+__all__ = ["Kernels", "layer_kernels", "output_kernel"]

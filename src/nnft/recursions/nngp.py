@@ -1,0 +1,36 @@
+"""The NNGP (infinite-width metric) one-layer map, PDLT eq. (4.118) in CONVENTIONS.md form.
+
+``K^{(ℓ+1)}_{αβ} = C_b + C_W ⟨σ(z_α) σ(z_β)⟩_{K^{(ℓ)}}`` off the diagonal and
+``K^{(ℓ+1)}_{αα} = C_b + C_W ⟨σ(z)²⟩_{K^{(ℓ)}_{αα}}`` on it.
+"""
+
+from __future__ import annotations
+
+from nnft.activations import Activation
+from nnft.gaussian import Kaa, Kab, Kbb, expect_pair, expect_single
+from nnft.recursions.base import C_W, C_b, Equation, OneLayerMap
+
+KINDS = {"K_aa": "row", "K_bb": "col", "K_ab": "entry", "Theta_ab": "entry",
+         "C_b": "scalar", "C_W": "scalar", "lambda_b": "scalar", "lambda_W": "scalar"}
+
+
+def nngp_map(act: Activation) -> OneLayerMap:
+    """The symbolic NNGP map for activation ``act``."""
+    off = C_b + C_W * expect_pair(act.expr, act.expr)
+    dia = C_b + C_W * expect_single(act.expr, act.expr)
+    eqs = (
+        Equation(r"K^{(\ell+1)}_{\alpha\beta}",
+                 r"C_b + C_W \left\langle \sigma(z_\alpha)\sigma(z_\beta) \right\rangle_{K}", off),
+        Equation(r"K^{(\ell+1)}_{\alpha\alpha}",
+                 r"C_b + C_W \left\langle \sigma(z)^2 \right\rangle_{K_{\alpha\alpha}}", dia),
+    )
+    return OneLayerMap(
+        name="nngp",
+        activation=act,
+        offdiag={"K_ab": off},
+        offdiag_args=(Kaa, Kab, Kbb, C_b, C_W),
+        diag={"K_aa": dia},
+        diag_args=(Kaa, C_b, C_W),
+        equations=eqs,
+        kinds=KINDS,
+    )

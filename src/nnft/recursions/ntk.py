@@ -1,0 +1,52 @@
+"""The NTK one-layer map (jointly with the NNGP map), CONVENTIONS.md / PDLT eq. (8.8).
+
+``Θ^{(ℓ+1)}_{αβ} = λ_b + λ_W ⟨σ_α σ_β⟩_{K^{(ℓ)}} + C_W ⟨σ'_α σ'_β⟩_{K^{(ℓ)}} Θ^{(ℓ)}_{αβ}``, with the
+same form on the diagonal from single-input averages. K and Θ are generated as one module so that
+their shared subexpressions (the arc-cosine angle, the correlation) are computed once.
+"""
+
+from __future__ import annotations
+
+from nnft.activations import Activation
+from nnft.gaussian import Kaa, Kab, Kbb, expect_pair, expect_single
+from nnft.recursions.base import C_W, C_b, Equation, OneLayerMap, Theta_aa, Theta_ab, lambda_b, lambda_W
+from nnft.recursions.nngp import KINDS, nngp_map
+
+
+class NTKUndefinedError(ValueError):
+    """The NTK does not exist for this activation (σ jumps, so σ' is a Dirac delta)."""
+
+
+def ntk_map(act: Activation) -> OneLayerMap:
+    """The joint symbolic (K, Θ) map for activation ``act``."""
+    if act.has_distributional_derivative:
+        raise NTKUndefinedError(
+            f"the NTK of {act.name!r} is undefined: σ jumps, so σ' contains a Dirac delta and "
+            "⟨σ'(z_α)σ'(z_β)⟩ diverges on the diagonal; use the NNGP (net.nngp) for this activation"
+        )
+    base = nngp_map(act)
+    ss = expect_pair(act.expr, act.expr)
+    dd = expect_pair(act.derivative, act.derivative)
+    ss1 = expect_single(act.expr, act.expr)
+    dd1 = expect_single(act.derivative, act.derivative)
+    th_off = lambda_b + lambda_W * ss + C_W * dd * Theta_ab
+    th_dia = lambda_b + lambda_W * ss1 + C_W * dd1 * Theta_aa
+    eqs = (
+        *base.equations,
+        Equation(r"\Theta^{(\ell+1)}_{\alpha\beta}",
+                 r"\lambda_b + \lambda_W \left\langle \sigma_\alpha\sigma_\beta \right\rangle_{K} + C_W "
+                 r"\left\langle \sigma'_\alpha\sigma'_\beta \right\rangle_{K} \Theta_{\alpha\beta}", th_off),
+        Equation(r"\Theta^{(\ell+1)}_{\alpha\alpha}",
+                 r"\lambda_b + \lambda_W \left\langle \sigma^2 \right\rangle_{K_{\alpha\alpha}} + C_W "
+                 r"\left\langle \sigma'^2 \right\rangle_{K_{\alpha\alpha}} \Theta_{\alpha\alpha}", th_dia),
+    )
+    return OneLayerMap(
+        name="ntk",
+        activation=act,
+        offdiag={"K_ab": base.offdiag["K_ab"], "Theta_ab": th_off},
+        offdiag_args=(Kaa, Kab, Kbb, Theta_ab, C_b, C_W, lambda_b, lambda_W),
+        diag={"K_aa": base.diag["K_aa"], "Theta_aa": th_dia},
+        diag_args=(Kaa, Theta_aa, C_b, C_W, lambda_b, lambda_W),
+        equations=eqs,
+        kinds=KINDS,
+    )
