@@ -81,9 +81,12 @@ class _Plan:
         layers = net.layers
         self.params = [(ly.C_b, ly.C_W, ly.lambda_b, ly.lambda_W) for ly in layers]
         self.L = len(layers)
+        self.canon = self._duplicates()
+        self.dG = self._gram_diag()
         self.dK, self.dT = self._diagonals()
 
     def _gram_diag(self) -> np.ndarray:
+        """diag(x xᵀ)/n_0 from BLAS, identical for identical rows (see :meth:`_duplicates`)."""
         x = self.x
         P = x.shape[0]
         out = np.empty(P)
@@ -91,12 +94,28 @@ class _Plan:
         for s in range(0, P, step):
             blk = x[s:s + step]
             out[s:s + step] = np.diag(blk @ blk.T)
-        return out / self.n0
+        out /= self.n0
+        if self.canon is not None:
+            out = out[self.canon]
+        return out
+
+    def _duplicates(self) -> np.ndarray | None:
+        """For each input the index of its first identical copy, or None when all inputs are distinct.
+
+        BLAS rounds x_a·x_b differently for different matrix shapes, so for exact duplicates the Gram
+        entry of one tile need not equal the diagonal computed in another; tiles overwrite those entries
+        with the diagonal value, so duplicates stay exactly at correlation 1 in every layer.
+        """
+        _, first, inverse = np.unique(self.x, axis=0, return_index=True, return_inverse=True)
+        canon = first[inverse.ravel()]
+        if np.all(canon == np.arange(self.x.shape[0])):
+            return None
+        return canon
 
     def _diagonals(self) -> tuple[np.ndarray, np.ndarray | None]:
         P = self.x.shape[0]
         L = self.L
-        g = self._gram_diag()
+        g = self.dG
         dK = np.empty((L, P))
         dT = np.empty((L, P)) if self.ntk else None
         cb, cw, lb, lw = self.params[0]
@@ -123,6 +142,15 @@ class _Plan:
         xa, xb = self.x[rows], self.x[cols]
         g = (xa @ xb.T) / self.n0
         R, C = g.shape
+        same = None
+        if self.canon is not None:
+            ca, cc = self.canon[rows], self.canon[cols]
+            same = ca[:, None] == cc[None, :]
+            if same.any():
+                g[same] = np.broadcast_to(self.dG[ca][:, None], (R, C))[same]
+                same_rows = np.broadcast_to(ca[:, None], (R, C))[same]
+            else:
+                same = None
         cb, cw, lb, lw = self.params[0]
         K = cb + cw * g
         T = lb + lw * g if self.ntk else None
@@ -147,6 +175,12 @@ class _Plan:
             else:
                 res = self.mod.offdiag(da, K, db, cb, cw)
                 K = np.broadcast_to(res[0], (R, C))
+            if same is not None:  # duplicates: exactly the diagonal, whatever the map's numerics
+                K = np.array(K)
+                K[same] = self.dK[ell, same_rows]
+                if self.ntk:
+                    T = np.array(T)
+                    T[same] = self.dT[ell, same_rows]
             if keep_all:
                 allK[ell] = K
                 if self.ntk:
