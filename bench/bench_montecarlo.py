@@ -172,6 +172,12 @@ def main() -> None:
         print(f" {n:<4} {S:<5} {r['seconds']:.2f}  {r['weights_per_s']:.3g}  {r['mac_per_s']:.3g}  "
               f"{100 * 2 * r['mac_per_s'] / m['gemm_flops']:5.1f}%  {bg / 1e9:6.1f} GF/s    {bound:.3g} w/s"
               f"            {100 * r['weights_per_s'] / bound:5.1f}%")
+    print("\nexplicit sampler, n = 128, more inputs per network (the GEMM share grows with P):")
+    for PP in ([4, 64, 256] if not args.quick else [4, 64]):
+        S = 400
+        r = bench_explicit(128, L, PP, S)
+        print(f" P={PP:<4} S={S}: {r['weights_per_s']:.3g} weights/s, {2 * r['mac_per_s'] / 1e9:.2f} GFLOP/s = "
+              f"{100 * 2 * r['mac_per_s'] / m['gemm_flops']:.0f}% of GEMM 2048²")
     print("\nconditional vs explicit at equal statistical error (tanh, L = 4, P = 4):")
     for n in ([16, 64] if args.quick else [16, 64, 256]):
         S = 4000 if n < 256 else 1000
@@ -186,7 +192,7 @@ def main() -> None:
         te = bench_explicit(n, L, P, S)["seconds"]
         net = nnft.MLP("tanh", depth=L, width=n, C_b=0.1, C_W=1.5, n_out=n)
         x = np.random.default_rng(0).standard_normal((P, 8))
-        tc = median_time(lambda net=net, x=x: estimate(net, x, samples=S, seed=1, statistics="G", groups=8))
+        tc = median_time(lambda net=net, x=x, S=S: estimate(net, x, samples=S, seed=1, statistics="G", groups=8))
         print(f" n={n:<4} S={S}: naive {tn:.2f} s, explicit {te:.3f} s ({tn / te:.1f}x), conditional {tc:.3f} s "
               f"({tn / tc:.0f}x)")
     if not args.no_nt:

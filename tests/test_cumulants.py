@@ -129,7 +129,9 @@ def test_neuron_cumulant_terms_known_values():
     assert neuron_cumulant_terms("iiii") == {((4,),): 1, ((2,), (2,)): -3}
     assert neuron_cumulant_terms("iijj") == {((2, 2),): 1, ((2,), (2,)): -1}
     assert neuron_cumulant_terms("iiiiii") == {((6,),): 1, ((2,), (4,)): -15, ((2,), (2,), (2,)): 30}
-    assert neuron_cumulant_terms("iiiijj") == {((4, 2),): 1, ((2,), (4,)): -1, ((2,), (2, 2)): -6, ((2,), (2,), (2,)): 6}
+    assert neuron_cumulant_terms("iiiijj") == {
+        ((4, 2),): 1, ((2,), (4,)): -1, ((2,), (2, 2)): -6, ((2,), (2,), (2,)): 6
+    }
     assert neuron_cumulant_terms("iijjkk") == {((2, 2, 2),): 1, ((2,), (2, 2)): -3, ((2,), (2,), (2,)): 2}
 
 

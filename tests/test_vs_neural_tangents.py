@@ -37,7 +37,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "nt_reference.py"
 NT_PYTHON = Path(os.environ.get("NNFT_NT_PYTHON", "/work/ntvenv/bin/python"))
 
 TOL_NT = 1e-10  # nnft vs neural-tangents, off the diagonal
-TOL_EXACT = 1e-12  # nnft vs the exact recursions written here
+TOL_EXACT = 1e-12  # nnft vs the exact recursions written here, for maps nnft evaluates in closed form
+TOL_QUAD = 1e-10  # the same for maps nnft evaluates by quadrature (gelu): about 1e-12 per layer
 
 
 def _load() -> dict[str, np.ndarray]:
@@ -55,6 +56,18 @@ def _case_id(i: int) -> str:
 
 CASE_IDS = [_case_id(i) for i in range(N_CASES)]
 NTK_CASES = [i for i in range(N_CASES) if REF["case_has_ntk"][i]]
+#: Activations nnft evaluates by 2-d quadrature (no closed form yet): seconds per deep case, so their
+#: depth-16 cases run with the slow tests only.
+QUADRATURE_ACTIVATIONS = {"gelu"}
+
+
+def _params(indices: list[int]) -> list:
+    """pytest params for the cases, the deep quadrature ones marked slow."""
+    return [
+        pytest.param(i, id=CASE_IDS[i], marks=[pytest.mark.slow] if (
+            str(REF["case_name"][i]) in QUADRATURE_ACTIVATIONS and REF["case_depth"][i] > 4) else [])
+        for i in indices
+    ]
 
 # ----------------------------------------------------------------------------------------------
 # Reference 2: exact single-input maps, g(K) = <σ(z)²>, h(K) = <σ'(z)²> for z ~ N(0, K)
@@ -312,6 +325,12 @@ def _nnft_ntk(i: int) -> np.ndarray:
 
 
 @functools.cache
+def _diag_tol(i: int, which: str) -> float:
+    """TOL_EXACT where nnft has the one-layer map in closed form, TOL_QUAD where it integrates numerically."""
+    return TOL_EXACT if _net(i).recursion(which).closed else TOL_QUAD
+
+
+@functools.cache
 def _exact_diag(i: int) -> tuple[np.ndarray, np.ndarray]:
     return exact_diagonal(
         REF["x"], str(REF["case_family"][i]), REF["case_params"][i],
@@ -431,7 +450,7 @@ def test_stored_nt_at_near_parallel_pair_vs_high_precision():
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("i", range(N_CASES), ids=CASE_IDS)
+@pytest.mark.parametrize("i", _params(list(range(N_CASES))))
 def test_nngp_vs_neural_tangents_off_diagonal(i):
     """nnft's output NNGP equals neural-tangents' off the diagonal to 1e-10 (Cauchy–Schwarz scaled)."""
     got, want = _nnft_nngp(i), REF["K"][i]
@@ -440,7 +459,7 @@ def test_nngp_vs_neural_tangents_off_diagonal(i):
     assert err[mask].max() <= TOL_NT, f"{_case_id(i)} ({REF['case_nt'][i]}): {_worst(err, mask)}"
 
 
-@pytest.mark.parametrize("i", NTK_CASES, ids=[CASE_IDS[i] for i in NTK_CASES])
+@pytest.mark.parametrize("i", _params(NTK_CASES))
 def test_ntk_vs_neural_tangents_off_diagonal(i):
     """nnft's output NTK equals neural-tangents' off the diagonal to 1e-10 (Cauchy–Schwarz scaled)."""
     got, want = _nnft_ntk(i), REF["Theta"][i]
@@ -449,27 +468,27 @@ def test_ntk_vs_neural_tangents_off_diagonal(i):
     assert err[mask].max() <= TOL_NT, f"{_case_id(i)} ({REF['case_nt'][i]}): {_worst(err, mask)}"
 
 
-@pytest.mark.parametrize("i", range(N_CASES), ids=CASE_IDS)
+@pytest.mark.parametrize("i", _params(list(range(N_CASES))))
 def test_diagonal_and_duplicates_vs_exact_recursion(i):
     """On the diagonal and at duplicate inputs nnft equals the exact single-input recursion to 1e-12."""
     Kd, Td = _exact_diag(i)
-    K = _nnft_nngp(i)
-    assert np.allclose(np.diag(K), Kd, rtol=TOL_EXACT, atol=0), (
+    K, tol = _nnft_nngp(i), _diag_tol(i, "nngp")
+    assert np.allclose(np.diag(K), Kd, rtol=tol, atol=0), (
         f"{_case_id(i)} NNGP diagonal: max rel err {np.max(np.abs(np.diag(K) / Kd - 1)):.3e}"
     )
     for a, b in REF["duplicate_pairs"]:
-        assert K[a, b] == pytest.approx(Kd[a], rel=TOL_EXACT, abs=0), f"{_case_id(i)} NNGP at ({a},{b})"
+        assert K[a, b] == pytest.approx(Kd[a], rel=tol, abs=0), f"{_case_id(i)} NNGP at ({a},{b})"
     if not REF["case_has_ntk"][i]:
         return
-    T = _nnft_ntk(i)
-    assert np.allclose(np.diag(T), Td, rtol=TOL_EXACT, atol=0), (
+    T, tol = _nnft_ntk(i), _diag_tol(i, "ntk")
+    assert np.allclose(np.diag(T), Td, rtol=tol, atol=0), (
         f"{_case_id(i)} NTK diagonal: max rel err {np.max(np.abs(np.diag(T) / Td - 1)):.3e}"
     )
     for a, b in REF["duplicate_pairs"]:
-        assert T[a, b] == pytest.approx(Td[a], rel=TOL_EXACT, abs=0), f"{_case_id(i)} NTK at ({a},{b})"
+        assert T[a, b] == pytest.approx(Td[a], rel=tol, abs=0), f"{_case_id(i)} NTK at ({a},{b})"
 
 
-@pytest.mark.parametrize("name", ["relu", "erf", "gelu", "sin"])
+@pytest.mark.parametrize("name", ["relu", "erf", "sin", pytest.param("gelu", marks=pytest.mark.slow)])
 def test_kernels_of_every_layer_vs_neural_tangents(name):
     """``net.kernels(x)`` of a depth-16 net gives, at layer ℓ, neural-tangents' depth-ℓ output kernels."""
     for setting in range(2):
@@ -487,8 +506,8 @@ def test_kernels_of_every_layer_vs_neural_tangents(name):
             mK, mT = _case_mask(i, "nngp"), _case_mask(i, "ntk")
             assert eK[mK].max() <= TOL_NT, f"{_case_id(i)} kernels().K: {_worst(eK, mK)}"
             assert eT[mT].max() <= TOL_NT, f"{_case_id(i)} kernels().Theta: {_worst(eT, mT)}"
-            assert np.allclose(np.diag(K[L - 1]), Kd, rtol=TOL_EXACT, atol=0)
-            assert np.allclose(np.diag(T[L - 1]), Td, rtol=TOL_EXACT, atol=0)
+            assert np.allclose(np.diag(K[L - 1]), Kd, rtol=_diag_tol(i, "nngp"), atol=0)
+            assert np.allclose(np.diag(T[L - 1]), Td, rtol=_diag_tol(i, "ntk"), atol=0)
 
 
 @pytest.mark.parametrize("i", ILL_CASES, ids=[CASE_IDS[i] for i in ILL_CASES])
@@ -499,6 +518,47 @@ def test_near_parallel_pair_vs_high_precision(i):
     eK, eT = _pair_errors(i, _nnft_nngp(i), T)
     assert eK <= tK, f"{_case_id(i)} NNGP at near-parallel pair: {eK:.3e} > {tK:.3e}"
     assert eT <= tT, f"{_case_id(i)} NTK at near-parallel pair: {eT:.3e} > {tT:.3e}"
+
+
+#: (P, n_0) shapes for which OpenBLAS' gemm on this machine (SkylakeX kernels) rounds x_a·x_a differently
+#: at different positions of the Gram matrix for the inputs below, so identical or negated rows do not
+#: give |c| == 1 exactly unless the engine takes care; on other machines they are just more shapes.
+GEMM_SHAPES = [(12, 5), (13, 64), (18, 64), (22, 7), (38, 64)]
+
+
+@pytest.mark.parametrize("P,n0", GEMM_SHAPES)
+def test_duplicate_and_antiparallel_inputs_any_shape(P, n0):
+    """Duplicated rows give the exact diagonal, and negated rows the 50-digit value, for kinked σ."""
+    rng = np.random.default_rng(P * 100 + n0)
+    x = rng.standard_normal((P, n0))
+    m = min(4, P // 4)
+    x[P - m:] = x[:m]  # duplicates: (i, P - m + i)
+    x[P - 2 * m:P - m] = -x[m:2 * m]  # exactly antiparallel: (m + i, P - 2m + i)
+    for name, p, C_W in (("relu", (0.0, 1.0), 2.0), ("abs", (-1.0, 1.0), 1.0), ("leaky_relu(0.1)", (0.1, 1.0), 1.98)):
+        p = np.array(p)
+        net = nnft.MLP(activation=name, depth=4, C_b=0.0, C_W=C_W)
+        K, T = np.asarray(net.nngp(x)), np.asarray(net.ntk(x))
+        Kd, Td = exact_diagonal(x[:m], "abrelu", p, 0.0, C_W, 4)
+        for i in range(m):
+            a, b = i, P - m + i
+            assert K[a, b] == pytest.approx(Kd[i], rel=TOL_EXACT, abs=0), f"{name} NNGP at duplicate ({a},{b})"
+            assert T[a, b] == pytest.approx(Td[i], rel=TOL_EXACT, abs=0), (
+                f"{name} NTK at duplicate ({a},{b}): rel err {abs(T[a, b] / Td[i] - 1):.3e}"
+            )
+            a, b = m + i, P - 2 * m + i
+            Kab, Tab, Kaa, Kbb, Taa, Tbb = mp_pair(x[a], x[b], "abrelu", p, 0.0, C_W, 4)
+            eK = abs(K[a, b] - Kab) / math.sqrt(Kaa * Kbb)
+            eT = abs(T[a, b] - Tab) / math.sqrt(Taa * Tbb)
+            assert eK <= TOL_NT, f"{name} NNGP at antiparallel pair ({a},{b}): scaled error {eK:.3e}"
+            assert eT <= TOL_NT, f"{name} NTK at antiparallel pair ({a},{b}): scaled error {eT:.3e}"
+
+
+def test_sign_ntk_is_undefined():
+    """nnft refuses the NTK of sign (σ' is a Dirac delta), where neural-tangents silently returns zero."""
+    i = int(np.flatnonzero(REF["case_name"] == "sign")[0])
+    assert np.all(REF["Theta"][i] != REF["Theta"][i])  # stored as NaN: not compared
+    with pytest.raises(ValueError, match="undefined"):
+        _net(i).ntk(REF["x"])
 
 
 def _random_inputs(seed: int = 7, P: int = 16, n0: int = 7) -> np.ndarray:

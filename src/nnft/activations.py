@@ -62,7 +62,7 @@ class Activation:
                 f"activation {self.name!r}: {expr} does not depend on z; a constant is not an activation"
             )
         object.__setattr__(self, "kinks", _find_kinks(expr))
-        values = {t: _num(expr, t) for t in _TEST_POINTS}
+        values = {t: _num(expr, t) for t in (*_TEST_POINTS, 0.0)}
         for t, v in values.items():
             if not math.isfinite(v):
                 raise ActivationError(f"activation {self.name!r} is not finite at z = {t}: {expr}")

@@ -1,0 +1,176 @@
+"""Code generation: printer traps, joint CSE, real modules without sympy, and the on-disk cache."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import nnft
+from nnft.activations import z
+from nnft.codegen import cache
+from nnft.codegen.module import FunctionSpec, compile_module, module_source
+from nnft.codegen.printers import NumbaPrinter, NumpyPrinter, latex
+from nnft.functions import Corr, SafeAcos, Sigmoid, Softplus
+from nnft.gaussian import Kaa, Kab, Kbb
+
+# --------------------------------------------------------------------------- printers
+
+
+def test_numpy_printer_avoids_scalar_math_erf():
+    """erf prints as the vectorised scipy.special.erf, never math.erf."""
+    out = NumpyPrinter().doprint(sp.erf(z))
+    assert out == "scipy.special.erf(z)"
+
+
+def test_numpy_printer_piecewise_is_where_not_select():
+    """Piecewise prints as nested numpy.where (no eager numpy.select)."""
+    out = NumpyPrinter().doprint(nnft.activation("leaky_relu", a=0.1).expr)
+    assert "numpy.where" in out and "select" not in out
+
+
+def test_numba_printer_piecewise_is_lazy_conditional():
+    """The numba printer emits a lazy conditional expression and math functions."""
+    out = NumbaPrinter().doprint(sp.Piecewise((sp.exp(z), z < 0), (z, True)))
+    assert " if " in out and "else" in out and "math.exp" in out
+
+
+def test_safe_functions_print_as_runtime_calls():
+    """Delicate closed forms print as calls to the hand-written runtime (numpy _rt.x, numba _rt.x_s)."""
+    e = SafeAcos(Corr(Kab, Kaa, Kbb))
+    assert NumpyPrinter().doprint(e) == "_rt.acos_clip(_rt.corr(K_ab, K_aa, K_bb))"
+    assert NumbaPrinter().doprint(e) == "_rt.acos_clip_s(_rt.corr_s(K_ab, K_aa, K_bb))"
+    assert "_rt.sigmoid" in NumpyPrinter().doprint(Sigmoid(z))
+    assert "_rt.softplus" in NumpyPrinter().doprint(Softplus(z))
+
+
+def test_latex_uses_greek_sample_indices():
+    """LaTeX names K_aa, K_ab as K_{αα}, K_{αβ} (CONVENTIONS.md)."""
+    assert latex(Kab + Kaa) in (r"K_{\alpha\alpha} + K_{\alpha\beta}", r"K_{\alpha\beta} + K_{\alpha\alpha}")
+
+
+# --------------------------------------------------------------------------- runtime numerics
+
+
+def test_runtime_guards():
+    """Correlation is clipped and 0/0 gives 0; sigmoid/softplus do not overflow."""
+    from nnft import runtime as rt
+
+    assert rt.corr(1.0 + 1e-16, 1.0, 1.0) == 1.0
+    assert rt.corr(0.0, 0.0, 2.0) == 0.0
+    assert rt.corr(3.0, 3.0, 3.0) == 1.0
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        assert rt.sigmoid(np.array([-1000.0]))[0] == 0.0
+        assert rt.softplus(np.array([1000.0]))[0] == 1000.0
+    assert np.isfinite(rt.acos_clip(1 + 1e-15))
+
+
+# --------------------------------------------------------------------------- modules
+
+
+def _specs():
+    a, b = sp.symbols("a b", real=True)
+    shared = sp.sqrt(a**2 + b**2)
+    return [FunctionSpec("f", {"u": sp.sin(shared) + shared, "v": sp.cos(shared) * shared}, (a, b))], (a, b)
+
+
+def test_joint_cse_computes_shared_subexpression_once():
+    """Both outputs of one function share one CSE: sqrt(a**2 + b**2) appears once in the source."""
+    specs, _ = _specs()
+    src = module_source(specs, "numpy")
+    assert src.count("numpy.sqrt(") == 1
+
+
+def test_generated_module_imports_and_runs_without_sympy(tmp_path):
+    """A generated module imports and evaluates in a process where importing sympy fails."""
+    m = nnft.MLP("relu", depth=2).recursion("ntk").compile("numpy")
+    path = Path(m.__file__)
+    assert "import sympy" not in path.read_text()
+    code = textwrap.dedent(f"""
+        import sys, importlib.util
+        sys.modules['sympy'] = None  # any import of sympy now raises ImportError
+        spec = importlib.util.spec_from_file_location('gen', {str(path)!r})
+        mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+        k, t = mod.offdiag(1.0, 0.5, 2.0, 0.7, 0.1, 2.0, 0.1, 2.0)
+        print(repr(float(k)), repr(float(t)))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    k, t = (float(v) for v in out.stdout.split())
+    ref_k, ref_t = m.offdiag(1.0, 0.5, 2.0, 0.7, 0.1, 2.0, 0.1, 2.0)
+    assert k == ref_k and t == ref_t
+
+
+def test_cache_location_follows_environment_variable(tmp_path, monkeypatch):
+    """NNFT_CACHE_DIR chooses where generated modules are written."""
+    monkeypatch.setenv("NNFT_CACHE_DIR", str(tmp_path / "c"))
+    cache.clear_memory_cache()
+    specs, _ = _specs()
+    mod = compile_module("envtest", specs, "numpy")
+    assert Path(mod.__file__).parent == tmp_path / "c"
+    u, v = mod.f(np.array([3.0]), np.array([4.0]))
+    np.testing.assert_allclose(u, np.sin(5.0) + 5.0)
+    cache.clear_memory_cache()
+
+
+def test_corrupt_cache_entry_is_regenerated(tmp_path, monkeypatch):
+    """A truncated or edited cache file fails its checksum and is rewritten, not imported."""
+    monkeypatch.setenv("NNFT_CACHE_DIR", str(tmp_path))
+    cache.clear_memory_cache()
+    specs, _ = _specs()
+    mod = compile_module("corrupt", specs, "numpy")
+    path = Path(mod.__file__)
+    good = path.read_text()
+    path.write_text(good.replace("numpy.sin", "numpy.tan"))  # checksum no longer matches
+    cache.clear_memory_cache()
+    mod2 = compile_module("corrupt", specs, "numpy")
+    assert path.read_text() == good
+    np.testing.assert_allclose(mod2.f(3.0, 4.0)[0], np.sin(5.0) + 5.0)
+    path.write_text(good[: len(good) // 2])  # truncated
+    cache.clear_memory_cache()
+    compile_module("corrupt", specs, "numpy")
+    assert path.read_text() == good
+    cache.clear_memory_cache()
+
+
+_WORKER = """
+import sys, numpy as np, nnft
+net = nnft.MLP({act!r}, depth=3, C_W=1.5)
+K = net.nngp(np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]]))
+print(repr(float(K[0, 1])))
+"""
+
+
+def test_two_processes_compiling_at_once(tmp_path):
+    """Two processes that generate the same module into an empty cache both succeed and agree."""
+    env = {**os.environ, "NNFT_CACHE_DIR": str(tmp_path)}
+    code = _WORKER.format(act="erf")
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert outs[0][0] == outs[1][0]
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_warm_start_reuses_cache(tmp_path):
+    """The second process finds the module on disk (same file, no rewrite)."""
+    env = {**os.environ, "NNFT_CACHE_DIR": str(tmp_path)}
+    code = _WORKER.format(act="relu")
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    files = {p: p.stat().st_mtime_ns for p in tmp_path.glob("nnft_generated_*.py")}
+    assert files
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("nnft_generated_*.py")} == files
+
+
+def test_unknown_backend_is_refused():
+    """An unknown backend name raises with the list of backends."""
+    specs, _ = _specs()
+    with pytest.raises(ValueError, match="numpy"):
+        module_source(specs, "cuda")
