@@ -78,36 +78,56 @@ class Softplus(_RuntimeFunction):
 
 
 class Corr(_RuntimeFunction):
-    """Correlation coefficient ``c = K_ab / sqrt(K_aa K_bb)`` clipped into [-1, 1].
+    """Correlation coefficient ``c = K_ab / D`` with ``D = sqrt(K_aa K_bb)``, clipped into [-1, 1].
 
-    Printed as ``_rt.corr``: the denominator is formed as ``sqrt(K_aa*K_bb)`` (exactly ``K_aa`` on the
-    diagonal, so ``c == 1`` there, see FACTS.md), the result is clipped, and the 0/0 of a zero-variance
-    input is defined as ``c = 0`` (consistent with ``Heaviside(0) = 1/2``).
+    ``Corr(K_ab, D)`` takes the denominator as an argument so that common-subexpression elimination
+    shares ``D`` with the prefactor ``sqrt(K_aa K_bb)`` of the arc-cosine kernels. Build it with
+    :func:`corr`, which forms ``D = SafeSqrt(K_aa*K_bb)`` (exactly ``K_aa`` on the diagonal, so ``c == 1``
+    there, see FACTS.md). Printed as ``_rt.corr``: clipped, and the 0/0 of a zero-variance input is
+    defined as ``c = 0`` (consistent with ``Heaviside(0) = 1/2``).
     """
 
-    nargs = 3
+    nargs = 2
     runtime_name = "corr"
     latex_name = "corr"
 
-    def _eval_rewrite_as_sqrt(self, kab, kaa, kbb, **kwargs):
-        return kab / sp.sqrt(kaa * kbb)
-
     def _eval_evalf(self, prec):
-        kab, kaa, kbb = self.args
-        return (kab / sp.sqrt(kaa * kbb)).evalf(prec)
+        kab, den = self.args
+        return (kab / unsafe(den)).evalf(prec)
 
     def _latex(self, printer, exp=None) -> str:
-        kab, kaa, kbb = (printer._print(a) for a in self.args)
-        base = rf"\frac{{{kab}}}{{\sqrt{{{kaa} {kbb}}}}}"
+        kab, den = (printer._print(a) for a in self.args)
+        base = rf"\frac{{{kab}}}{{{den}}}"
         return base if exp is None else rf"\left({base}\right)^{{{exp}}}"
 
 
+def corr(kab: sp.Expr, kaa: sp.Expr, kbb: sp.Expr) -> Corr:
+    """The clipped correlation ``K_ab / sqrt(K_aa K_bb)`` as a :class:`Corr` node."""
+    return Corr(kab, SafeSqrt(kaa * kbb))
+
+
+def _is_clipped(x: sp.Expr) -> bool:
+    """True when ``x`` is a Corr node (or ±Corr), whose value is already in [-1, 1]."""
+    return isinstance(x, Corr) or (isinstance(-x, Corr))
+
+
+def _one_minus_square_of_clipped(x: sp.Expr) -> bool:
+    """True when ``x`` is ``1 - c**2`` for a clipped correlation c (so x ≥ 0 exactly in floating point)."""
+    c2 = 1 - x
+    return c2.is_Pow and c2.exp == 2 and _is_clipped(c2.base)
+
+
 class SafeAcos(_RuntimeFunction):
-    """``arccos`` whose argument is clipped into [-1, 1] before evaluation."""
+    """``arccos`` whose argument is clipped into [-1, 1] before evaluation (no clip for a Corr argument)."""
 
     nargs = 1
     runtime_name = "acos_clip"
     latex_name = "arccos"
+
+    def _numpycode(self, printer) -> str:
+        if _is_clipped(self.args[0]):
+            return f"numpy.arccos({printer._print(self.args[0])})"
+        return super()._numpycode(printer)
 
     def fdiff(self, argindex=1):
         return -1 / sp.sqrt(1 - self.args[0] ** 2)
@@ -151,6 +171,11 @@ class SafeSqrt(_RuntimeFunction):
     runtime_name = "sqrt_pos"
     latex_name = "sqrt"
 
+    def _numpycode(self, printer) -> str:
+        if _one_minus_square_of_clipped(self.args[0]):
+            return f"numpy.sqrt({printer._print(self.args[0])})"
+        return super()._numpycode(printer)
+
     def fdiff(self, argindex=1):
         return 1 / (2 * SafeSqrt(self.args[0]))
 
@@ -169,9 +194,9 @@ def unsafe(expr: sp.Expr) -> sp.Expr:
     """Rewrite every safe runtime function of ``expr`` into plain sympy (for checks and simplification)."""
     return expr.replace(Sigmoid, lambda x: 1 / (1 + sp.exp(-x))).replace(
         Softplus, lambda x: sp.log(1 + sp.exp(x))
-    ).replace(Corr, lambda kab, kaa, kbb: kab / sp.sqrt(kaa * kbb)).replace(
+    ).replace(Corr, lambda kab, den: kab / den).replace(
         SafeAcos, sp.acos
     ).replace(SafeAsin, sp.asin).replace(SafeSqrt, sp.sqrt)
 
 
-__all__ = ["Corr", "SafeAcos", "SafeAsin", "SafeSqrt", "Sigmoid", "Softplus", "unsafe"]
+__all__ = ["Corr", "corr", "SafeAcos", "SafeAsin", "SafeSqrt", "Sigmoid", "Softplus", "unsafe"]

@@ -30,7 +30,7 @@ from functools import cache, lru_cache
 import sympy as sp
 
 from nnft.activations import _find_kinks, z
-from nnft.functions import Corr, SafeAcos, SafeAsin, SafeSqrt, unsafe
+from nnft.functions import SafeAcos, SafeAsin, SafeSqrt, corr, unsafe
 
 #: Covariance entries of the two-variable average: variances K_aa, K_bb > 0 and covariance K_ab.
 Kaa = sp.Symbol("K_aa", positive=True)
@@ -174,10 +174,6 @@ def isserlis(poly: sp.Expr, variables: tuple[sp.Symbol, ...], cov, mean=None) ->
 # Rules: each recognises a class of f(z) and averages products of two members in closed form
 # ------------------------------------------------------------------------------------------------
 
-def _theta():
-    return SafeAcos(Corr(Kab, Kaa, Kbb))
-
-
 _p = sp.Symbol("p", positive=True)
 
 
@@ -234,15 +230,15 @@ class HomogeneousRule(Rule):
         if da.n != db.n:
             return None
         n = da.n
-        corr = Corr(Kab, Kaa, Kbb)
-        theta = SafeAcos(corr)
-        sin_t = SafeSqrt(1 - corr**2)
+        c_ab = corr(Kab, Kaa, Kbb)
+        theta = SafeAcos(c_ab)
+        sin_t = SafeSqrt(1 - c_ab**2)
         same = da.cp * db.cp + da.cm * db.cm
         cross = da.cp * db.cm + da.cm * db.cp
 
         def Jn(sign):
             # J_n at θ (sign=+1) or at π − θ (sign=−1), with cos(π − θ) = −cos θ, sin(π − θ) = sin θ
-            c = sign * corr
+            c = sign * c_ab
             t = theta if sign > 0 else sp.pi - theta
             if n == 0:
                 return sp.pi - t

@@ -24,17 +24,21 @@ __all__ = [
 ]
 
 
-def corr(kab, kaa, kbb):
-    """Correlation ``K_ab / sqrt(K_aa K_bb)`` clipped into [-1, 1]; 0 where a variance is 0.
+def corr(kab, den):
+    """Correlation ``K_ab / D`` (``D = sqrt(K_aa K_bb)``) clipped into [-1, 1]; 0 where ``D`` is 0.
 
-    The denominator is ``sqrt(K_aa*K_bb)``, which is exactly ``K_aa`` when ``K_aa == K_bb`` (IEEE
+    ``D`` is formed as ``sqrt(K_aa*K_bb)``, which is exactly ``K_aa`` when ``K_aa == K_bb`` (IEEE
     ``sqrt(k*k) == k``), so the diagonal and duplicate inputs give ``c == 1`` exactly (FACTS.md).
     """
-    den = np.sqrt(np.multiply(kaa, kbb))
     with np.errstate(divide="ignore", invalid="ignore"):
         c = np.divide(kab, den)
-    c = np.where(den > 0, c, 0.0)
-    return np.clip(c, -1.0, 1.0, out=c if isinstance(c, np.ndarray) else None)
+    if np.ndim(c) == 0:
+        return float(np.clip(c, -1.0, 1.0)) if np.all(den > 0) else 0.0
+    np.clip(c, -1.0, 1.0, out=c)
+    zero = np.asarray(den) <= 0
+    if zero.any():
+        c[np.broadcast_to(zero, c.shape)] = 0.0
+    return c
 
 
 def acos_clip(x):

@@ -10,9 +10,8 @@ __all__ = ["acos_clip_s", "asin_clip_s", "corr_s", "heaviside_s", "sigmoid_s", "
 
 
 @numba.njit(cache=True, inline="always")
-def corr_s(kab: float, kaa: float, kbb: float) -> float:
-    """Correlation ``K_ab / sqrt(K_aa K_bb)`` clipped into [-1, 1]; 0 where a variance is 0."""
-    den = math.sqrt(kaa * kbb)
+def corr_s(kab: float, den: float) -> float:
+    """Correlation ``K_ab / D`` (``D = sqrt(K_aa K_bb)``) clipped into [-1, 1]; 0 where ``D`` is 0."""
     if den <= 0.0:
         return 0.0
     c = kab / den
