@@ -23,7 +23,17 @@ _EXPORTS = {
 _SUBMODULES = {"montecarlo", "gaussian", "activations", "functions", "network", "recursions", "codegen", "numeric",
                "runtime", "cumulants", "cli", "testing"}
 
-__all__ = sorted([*_EXPORTS, "__version__", "montecarlo"])
+__all__ = [
+    "MLP",
+    "Activation",
+    "ActivationError",
+    "Layer",
+    "NetworkError",
+    "__version__",
+    "activation",
+    "builtin_names",
+    "montecarlo",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from nnft import montecarlo
