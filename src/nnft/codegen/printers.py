@@ -31,6 +31,12 @@ class NumpyPrinter(SciPyPrinter):
     def __init__(self, settings=None):
         super().__init__(settings or {"fully_qualified_modules": True, "allow_unknown_functions": False})
 
+    def _print_Pi(self, expr):
+        return "numpy.pi"
+
+    def _print_Exp1(self, expr):
+        return "numpy.e"
+
     def _print_erf(self, expr):
         self.module_imports["scipy.special"].add("erf")
         return f"scipy.special.erf({self._print(expr.args[0])})"
