@@ -17,13 +17,13 @@ This holds for quadrature maps too (the 2-D rule at c = 1), at the cost of P ext
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from nnft.network import MLP, validate_inputs
+from nnft.numeric.parallel import blas_threads, n_cores
 
 DEFAULT_TILE = 256
 
@@ -218,13 +218,6 @@ def _tiles(P: int, tile: int) -> list[tuple[slice, slice]]:
     return [(slice(i, min(i + tile, P)), slice(j, min(j + tile, P))) for i in starts for j in starts if j >= i]
 
 
-def _n_threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover
-        return max(1, os.cpu_count() or 1)
-
-
 def _compute(plan: _Plan, keep_all: bool, tile: int = DEFAULT_TILE, threads: int | None = None):
     P = plan.x.shape[0]
     shape = (plan.L, P, P) if keep_all else (P, P)
@@ -251,12 +244,12 @@ def _compute(plan: _Plan, keep_all: bool, tile: int = DEFAULT_TILE, threads: int
                 T[cols, rows] = t.T
 
     tiles = _tiles(P, tile)
-    n = threads or _n_threads()
+    n = threads or n_cores()
     if plan.backend == "numba" or n == 1 or len(tiles) == 1:
         for rc in tiles:
             work(rc)
     else:
-        with ThreadPoolExecutor(max_workers=n) as ex:
+        with blas_threads(1), ThreadPoolExecutor(max_workers=n) as ex:
             list(ex.map(work, tiles))
     plan.diag_fix(K, "K", None)
     if T is not None:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import html
 import math
-import os
 import threading
 import time
 import warnings
@@ -47,6 +46,7 @@ import numpy as np
 
 from nnft.cumulants import distinct_sum, falling_factorial, neuron_cumulant_terms
 from nnft.network import MLP, validate_inputs
+from nnft.numeric.parallel import blas_threads, n_cores
 
 __all__ = [
     "STATISTICS",
@@ -783,12 +783,12 @@ def estimate(
 
     try:
         if backend == "numpy":
-            nthreads = (os.cpu_count() or 1) if workers is None else _as_count("workers", workers, 1)
+            nthreads = n_cores() if workers is None else _as_count("workers", workers, 1)
             nthreads = min(nthreads, groups)
             if nthreads == 1:
                 parts = [_run_group(plan, g, tick) for g in range(groups)]
             else:
-                with _blas_threads(1), ThreadPoolExecutor(nthreads) as pool:
+                with blas_threads(1), ThreadPoolExecutor(nthreads) as pool:
                     parts = list(pool.map(lambda g: _run_group(plan, g, tick), range(groups)))
         elif backend == "dask":
             parts = _run_dask(plan, client, tick)
@@ -835,28 +835,6 @@ def estimate(
                 stacklevel=2,
             )
     return result
-
-
-class _blas_threads:
-    """Limit BLAS threads while our own threads run groups in parallel (threadpoolctl if present)."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.ctl = None
-
-    def __enter__(self):
-        try:
-            from threadpoolctl import threadpool_limits
-
-            self.ctl = threadpool_limits(limits=self.n, user_api="blas")
-        except Exception:  # threadpoolctl is optional
-            self.ctl = None
-        return self
-
-    def __exit__(self, *exc):
-        if self.ctl is not None:
-            self.ctl.restore_original_limits()
-        return False
 
 
 def _run_dask(plan: _Plan, client, tick) -> list[dict[str, np.ndarray]]:
