@@ -38,7 +38,7 @@ def _phi(x):
 
 
 def _gauss_legendre(fn: Func, edges: Sequence[float]) -> float:
-    """∫ fn over [edges[0], edges[-1]] by 24-point Gauss–Legendre on panels no wider than PANEL."""
+    """Integrate fn over [edges[0], edges[-1]] by 24-point Gauss–Legendre on panels no wider than PANEL."""
     cuts = [edges[0]]
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         k = max(1, math.ceil((hi - lo) / PANEL))
@@ -60,7 +60,7 @@ def _quad(fn: Callable[[float], float], points: Sequence[float], epsabs: float, 
 
 
 def single_average(f: Func, K: float, kinks: Sequence[float] = (), *, epsabs=1e-14, epsrel=1e-13) -> float:
-    """⟨f(z)⟩ for z ~ N(0, K) by adaptive quadrature in u = z/√K, with break points at the kinks of f."""
+    """Average f(z) over z ~ N(0, K) by adaptive quadrature in u = z/√K, with break points at its kinks."""
     sk = math.sqrt(K)
     return _quad(lambda u: float(f(sk * u)) * _INV_SQRT_2PI * math.exp(-0.5 * u * u),
                  [k / sk for k in kinks], epsabs, epsrel)
@@ -78,7 +78,7 @@ def pair_average(
     epsabs: float = 1e-14,
     epsrel: float = 1e-13,
 ) -> float:
-    """⟨f(z_a) g(z_b)⟩ over N(0, [[kaa, kab], [kab, kbb]]) by nested quadrature (see the module doc).
+    """Average f(z_a) g(z_b) over N(0, [[kaa, kab], [kab, kbb]]) by nested quadrature (see the module doc).
 
     ``f`` and ``g`` are vectorised numpy functions; ``kinks_f``/``kinks_g`` the points where they or
     their first derivative jump. ``|c| = 1`` (s = 0) is handled as the degenerate one-variable case.

@@ -6,17 +6,20 @@ Every closed form returned by ``expect_pair`` / ``expect_single`` is compared wi
    of hand-written numpy activations, to 1e-9 relative, at generic, nearly (anti)parallel, exactly
    (anti)parallel, unequal-variance and large-variance covariances;
 2. Price's theorem (CONVENTIONS.md): ∂/∂K_ab ⟨σσ⟩ = ⟨σ'σ'⟩ and ∂/∂K_aa ⟨σσ⟩ = ½⟨σ''σ⟩, closed form
-   against closed form;
+   against closed form (against quadrature where ⟨σ''σ⟩ is not closed, e.g. erf);
 3. for ``isserlis``, a brute-force sum over perfect matchings (and sympy.stats for a shifted mean);
 4. (slow) a seeded ensemble of finite two-layer networks of width 1024, written here in plain numpy:
    the layer-2 two-point function, ⟨σ'σ'⟩ and the empirical NTK against the closed forms at the exact
    layer-1 kernel, within 4 standard errors.
 
-Sensitivity (checked once, locally, by monkeypatching ``nnft.gaussian`` from a scratch pytest plugin):
-multiplying every ``expect_pair`` / ``expect_single`` result by 1.001 fails every quadrature test;
-multiplying by (1 + 1e-3 K_ab) fails every Price test; adding 1e-6·K_ab to ``isserlis`` fails every
-Isserlis test; multiplying ``expect_pair`` by 1.02 fails the Monte Carlo tests (a 0.1 % error is below
-their resolution: the quadrature tests are the precise judge, Monte Carlo the end-to-end one).
+Sensitivity (checked once, locally, with a scratch pytest plugin that monkeypatches ``nnft.gaussian``
+before collection; not part of the suite): multiplying every ``expect_pair`` / ``expect_single`` result by
+1.001 failed 403 of the 408 quadrature comparisons, and adding 1e-6 failed the other 5 (relu, Max(z, 0)
+and step at c = −1, whose exact value 0 no factor moves); multiplying by (1 + 1e-3 K_ab), resp. (1 + 1e-3 K_aa), also
+failed all 18 K_ab and 12 K_aa Price tests (a uniform factor cancels there); adding 1e-6·cov[0, 0] to
+``isserlis`` failed all 9 Isserlis tests; multiplying ``expect_pair`` by 1.02 failed all 9 Monte Carlo
+tests (their resolution is ~0.5 %: the quadrature tests are the precise judge, Monte Carlo the end-to-end
+one); returning an unevaluated node from ``expect_single`` failed the coverage test.
 """
 
 from __future__ import annotations
@@ -206,7 +209,7 @@ def test_reference_quadrature_reproduces_exact_moments():
         for label, (f, g, ref) in exact.items():
             got = pair_average(f, g, kaa, kab, kbb)
             assert got == pytest.approx(ref, rel=1e-12), (label, kaa, kab, kbb)
-        # ⟨Θ(z_a)Θ(z_b)⟩ = ½ − arccos(c)/(2π)·... = (π − arccos c)/(2π), Sheppard's formula
+        # Sheppard's formula ⟨Θ(z_a)Θ(z_b)⟩ = (π − arccos c)/(2π), including c = ±1
         c = max(-1.0, min(1.0, kab / math.sqrt(kaa * kbb)))
         step = lambda x: (x > 0) * 1.0  # noqa: E731
         got = pair_average(step, step, kaa, kab, kbb, (0.0,), (0.0,))
@@ -219,7 +222,7 @@ def test_reference_quadrature_reproduces_exact_moments():
 
 
 def _assert_close(got, ref, scale, label):
-    """|got − ref| ≤ 1e-9·|ref| + 1e-12·scale (scale = Cauchy–Schwarz bound, for values near 0)."""
+    """Assert agreement to 1e-9 relative, with an absolute floor of 1e-12 × the Cauchy–Schwarz bound ``scale``."""
     assert abs(got - ref) <= RTOL * abs(ref) + 1e-12 * scale, (
         f"{label}: nnft closed form {got!r} vs quadrature {ref!r} (rel. diff {abs(got - ref) / abs(ref):.3e})"
     )
@@ -236,21 +239,21 @@ def _pair_check(name, cov_id, f, kinks, which):
 @pytest.mark.parametrize("cov_id", list(COVS))
 @pytest.mark.parametrize("name", _cases("ss"))
 def test_pair_sigma_sigma_matches_quadrature(name, cov_id):
-    """⟨σ(z_a)σ(z_b)⟩ from expect_pair agrees with 2-D quadrature to 1e-9 relative."""
+    """The closed form of ⟨σ(z_a)σ(z_b)⟩ agrees with 2-D quadrature to 1e-9 relative."""
     _pair_check(name, cov_id, REFS[name].f, REFS[name].kinks, "ss")
 
 
 @pytest.mark.parametrize("cov_id", list(COVS))
 @pytest.mark.parametrize("name", _cases("dd"))
 def test_pair_dsigma_dsigma_matches_quadrature(name, cov_id):
-    """⟨σ'(z_a)σ'(z_b)⟩ (the NTK's derivative kernel) agrees with 2-D quadrature to 1e-9 relative."""
+    """The closed form of ⟨σ'(z_a)σ'(z_b)⟩ (the NTK's derivative kernel) agrees with 2-D quadrature to 1e-9."""
     _pair_check(name, cov_id, REFS[name].df, REFS[name].kinks, "dd")
 
 
 @pytest.mark.parametrize("k_id", list(SINGLE_K))
 @pytest.mark.parametrize(("name", "which"), [(n, w) for w in ("single_ss", "single_dd") for n in _cases(w)])
 def test_single_matches_quadrature(name, which, k_id):
-    """⟨σ(z)²⟩ and ⟨σ'(z)²⟩ from expect_single agree with 1-D quadrature to 1e-9 relative."""
+    """The closed forms of ⟨σ(z)²⟩ and ⟨σ'(z)²⟩ from expect_single agree with 1-D quadrature to 1e-9 relative."""
     expr = _closed(name, which)
     f = REFS[name].f if which == "single_ss" else REFS[name].df
     K = SINGLE_K[k_id]
@@ -263,7 +266,7 @@ def test_single_matches_quadrature(name, which, k_id):
                                               ("erf", "user:erf(2*z)-1/2"), ("sin", "exp"),
                                               ("monomial(k=3)", "linear"), ("cos", "user:exp(-z**2)")])
 def test_mixed_pair_matches_quadrature(fname, gname, cov_id):
-    """⟨f(z_a) g(z_b)⟩ with f ≠ g (same rule family) agrees with 2-D quadrature to 1e-9 relative."""
+    """The closed form of ⟨f(z_a) g(z_b)⟩ with f ≠ g (one rule family) agrees with 2-D quadrature to 1e-9."""
     rf, rg = REFS[fname], REFS[gname]
     out = expect_pair(_act(fname).expr, _act(gname).expr)
     assert is_closed(out), (fname, gname)
@@ -285,7 +288,7 @@ def _derivative_value(expr, sym, kaa, kab, kbb):
 
 @pytest.mark.parametrize("name", [n for n in _cases("ss") if REFS[n].df is not None and _closed(n, "dd")])
 def test_price_theorem_kab(name):
-    """∂/∂K_ab ⟨σ(z_a)σ(z_b)⟩ equals ⟨σ'(z_a)σ'(z_b)⟩ and price_derivative(σ, σ) at interior covariances."""
+    """The K_ab-derivative of ⟨σ(z_a)σ(z_b)⟩ equals ⟨σ'(z_a)σ'(z_b)⟩ and price_derivative(σ, σ) (Price)."""
     a = _act(name)
     lhs_expr = _closed(name, "ss")
     for cov_id in INTERIOR:
@@ -308,7 +311,7 @@ D2 = {
 
 @pytest.mark.parametrize("name", [n for n in _cases("ss") if REFS[n].smooth])
 def test_price_theorem_variances(name):
-    """∂/∂K_aa ⟨σσ⟩ = ½⟨σ''(z_a)σ(z_b)⟩ (and K_bb alike), ∂/∂K ⟨σ²⟩_K = ⟨σ'²⟩ + ⟨σσ''⟩ for smooth σ."""
+    """The variance derivatives follow Price: ∂_{K_aa}⟨σσ⟩ = ½⟨σ''(z_a)σ(z_b)⟩, ∂_K⟨σ²⟩ = ⟨σ'²⟩ + ⟨σσ''⟩."""
     a = _act(name)
     s, d2 = a.expr, sp.diff(a.expr, z, 2)
     half_a = expect_pair(d2 / 2, s)
@@ -364,7 +367,7 @@ def _brute_zero_mean(indices):
 
 
 def _brute_shifted(indices):
-    """E[Π (m_i + y_i)] expanded over which factors take the mean and which the fluctuation."""
+    """Compute E[Π (m_i + y_i)] by expanding over which factors take the mean and which the fluctuation."""
     total = sp.S.Zero
     for mask in itertools.product((0, 1), repeat=len(indices)):
         fluct = [i for i, b in zip(indices, mask, strict=True) if b]
@@ -428,7 +431,7 @@ Z_MAX = 4.0
 
 
 def _ensemble(name, seed):
-    """Per-network estimates of G^{(2)}, ⟨σ'σ'⟩ and the empirical NTK Θ̂^{(2)}, each (networks, P, P)."""
+    """Draw an ensemble and return per-network estimates of G^{(2)}, ⟨σ'σ'⟩ and the empirical NTK Θ̂^{(2)}."""
     rng = np.random.default_rng(seed)
     n0 = MC_X.shape[1]
     ref = REFS[name]
@@ -464,7 +467,7 @@ def _kernel(expr, K):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MC_ACTS)
 def test_monte_carlo_two_layer_network(name):
-    """Layer-2 G, ⟨σ'σ'⟩ and the empirical NTK of width-1024 networks match the closed forms within 4 SE."""
+    """Width-1024 networks match the closed forms for layer-2 G, ⟨σ'σ'⟩ and the NTK within 4 standard errors."""
     ss_expr, dd_expr = _closed(name, "ss"), _closed(name, "dd")
     assert ss_expr is not None and dd_expr is not None, name
     K1 = MC_C_B + MC_C_W * (MC_X @ MC_X.T) / MC_X.shape[1]  # exact at any width: layer 1 is Gaussian

@@ -178,3 +178,52 @@ def test_unknown_backend_is_refused():
     specs, _ = _specs()
     with pytest.raises(ValueError, match="numpy"):
         module_source(specs, "cuda")
+
+
+# --------------------------------------------------------------------------- buffered numpy emitter
+
+_EMIT_CASES = ["relu", "erf", "abs", "leaky_relu(0.3)", "sin", "cos", "exp", "linear", "monomial(3)", "step",
+               "z*exp(-z**2/2) + cos(2*z)", "2*erf(z/2) - 1/3"]
+
+
+@pytest.mark.parametrize("act", _EMIT_CASES)
+def test_buffered_numpy_matches_plain_sympy_evaluation(act, rng):
+    """The buffered (out=) numpy code equals a plain sympy lambdify of the same map, row×col and 1-D."""
+    from nnft.functions import unsafe
+    from nnft.recursions import one_layer_map
+
+    a = nnft.activation(act)
+    m = one_layer_map("nngp" if a.has_distributional_derivative else "ntk", a)
+    mod = m.compile("numpy")
+    R, C = 5, 4
+    kaa = rng.uniform(0.2, 2.0, (R, 1))
+    kbb = rng.uniform(0.2, 2.0, (1, C))
+    kab = rng.uniform(-0.9, 0.9, (R, C)) * np.sqrt(kaa * kbb)
+    kab[0, 0] = np.sqrt(kaa[0, 0] * kbb[0, 0])  # c = 1 exactly
+    th = rng.uniform(0.1, 3.0, (R, C))
+    params = (0.1, 1.3, 0.2, 0.7)
+    names = [s.name for s in m.offdiag_args]
+    vals = {"K_aa": kaa, "K_ab": kab, "K_bb": kbb, "Theta_ab": th, "C_b": params[0], "C_W": params[1],
+            "lambda_b": params[2], "lambda_W": params[3]}
+    got = mod.offdiag(*(vals[n] for n in names))
+    for out, expr in zip(got, m.offdiag.values(), strict=True):
+        f = sp.lambdify(m.offdiag_args, unsafe(expr), "scipy")
+        with np.errstate(invalid="ignore"):
+            ref = np.broadcast_to(f(*(vals[n] for n in names)), (R, C))
+        ok = np.isfinite(ref)
+        np.testing.assert_allclose(np.broadcast_to(out, (R, C))[ok], ref[ok], rtol=1e-12, atol=1e-14)
+    # 1-D use (the diagonal path) gives the same numbers as the 2-D entries
+    one = mod.offdiag_1d(*(np.ravel(np.broadcast_to(vals[n], (R, C))) if n in ("K_aa", "K_ab", "K_bb", "Theta_ab")
+                           else vals[n] for n in names))
+    for o1, o2 in zip(one, got, strict=True):
+        np.testing.assert_allclose(np.ravel(np.broadcast_to(o1, (R * C,))), np.ravel(np.broadcast_to(o2, (R, C))),
+                                   rtol=1e-14)
+
+
+def test_buffered_numpy_reuses_buffers():
+    """The ReLU NTK map needs only a handful of (R, C) buffers for its ~20 operations."""
+    from nnft.recursions import one_layer_map
+
+    src = module_source(one_layer_map("ntk", nnft.activation("relu")).function_specs()[:1], "numpy")
+    assert src.count("numpy.empty(_shape_entry)") <= 5
+    assert src.count(", out=") >= 15

@@ -15,11 +15,36 @@ from nnft import runtime as _rt
 def offdiag(K_aa, K_ab, K_bb, Theta_ab, C_b, C_W, lambda_b, lambda_W):
     """Outputs ('K_ab', 'Theta_ab'); generated, see the module docstring."""
     with numpy.errstate(divide='ignore', invalid='ignore', over='ignore'):
-        _x0 = (1/2)*K_aa + (1/2)*K_bb
-        _x1 = numpy.exp(K_ab - _x0)
-        _x2 = (1/2)*numpy.exp(-K_ab - _x0)
-        _x3 = (1/2)*_x1 + _x2
-        return (C_W*_x3 + C_b, C_W*Theta_ab*((1/2)*_x1 - _x2) + _x3*lambda_W + lambda_b,)
+        _shape_row = numpy.broadcast_shapes(numpy.shape(K_aa))
+        _shape_col = numpy.broadcast_shapes(numpy.shape(K_bb))
+        _shape_entry = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(K_ab), numpy.shape(K_bb), numpy.shape(Theta_ab))
+        _b0 = numpy.empty(_shape_row)
+        numpy.multiply(K_aa, -0.5, out=_b0)
+        _b1 = numpy.empty(_shape_col)
+        numpy.multiply(K_bb, -0.5, out=_b1)
+        _b2 = numpy.empty(_shape_entry)
+        numpy.add(K_ab, _b0, out=_b2)
+        numpy.add(_b2, _b1, out=_b2)
+        numpy.exp(_b2, out=_b2)
+        numpy.multiply(_b2, 0.5, out=_b2)
+        _b3 = numpy.empty(_shape_entry)
+        numpy.subtract(_b0, K_ab, out=_b3)
+        numpy.add(_b3, _b1, out=_b3)
+        numpy.exp(_b3, out=_b3)
+        _b4 = numpy.empty(_shape_entry)
+        numpy.multiply(_b3, 0.5, out=_b4)
+        numpy.add(_b2, _b4, out=_b4)
+        _b5 = numpy.empty(_shape_entry)
+        numpy.multiply(_b4, C_W, out=_b5)
+        numpy.add(_b5, C_b, out=_b5)
+        numpy.multiply(_b4, lambda_W, out=_b4)
+        numpy.multiply(_b3, -0.5, out=_b3)
+        numpy.add(_b2, _b3, out=_b3)
+        numpy.multiply(Theta_ab, _b3, out=_b3)
+        numpy.multiply(_b3, C_W, out=_b3)
+        numpy.add(_b4, _b3, out=_b3)
+        numpy.add(_b3, lambda_b, out=_b3)
+        return (_b5, _b3,)
 
 
 offdiag_1d = offdiag
@@ -28,9 +53,26 @@ offdiag_1d = offdiag
 def diag(K_aa, Theta_aa, C_b, C_W, lambda_b, lambda_W):
     """Outputs ('K_aa', 'Theta_aa'); generated, see the module docstring."""
     with numpy.errstate(divide='ignore', invalid='ignore', over='ignore'):
-        _x0 = (1/2)*numpy.exp(-2*K_aa)
-        _x1 = _x0 + 1/2
-        return (C_W*_x1 + C_b, C_W*Theta_aa*(1/2 - _x0) + _x1*lambda_W + lambda_b,)
+        _shape_row = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(Theta_aa))
+        _shape_col = ()
+        _shape_entry = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(Theta_aa))
+        _b0 = numpy.empty(_shape_row)
+        numpy.multiply(K_aa, -2.0, out=_b0)
+        numpy.exp(_b0, out=_b0)
+        _b1 = numpy.empty(_shape_row)
+        numpy.multiply(_b0, 0.5, out=_b1)
+        numpy.add(_b1, 0.5, out=_b1)
+        _b2 = numpy.empty(_shape_row)
+        numpy.multiply(_b1, C_W, out=_b2)
+        numpy.add(_b2, C_b, out=_b2)
+        numpy.multiply(_b1, lambda_W, out=_b1)
+        numpy.multiply(_b0, -0.5, out=_b0)
+        numpy.add(_b0, 0.5, out=_b0)
+        numpy.multiply(Theta_aa, _b0, out=_b0)
+        numpy.multiply(_b0, C_W, out=_b0)
+        numpy.add(_b1, _b0, out=_b0)
+        numpy.add(_b0, lambda_b, out=_b0)
+        return (_b2, _b0,)
 
 
 diag_1d = diag

@@ -15,12 +15,50 @@ from nnft import runtime as _rt
 def offdiag(K_aa, K_ab, K_bb, Theta_ab, C_b, C_W, lambda_b, lambda_W):
     """Outputs ('K_ab', 'Theta_ab'); generated, see the module docstring."""
     with numpy.errstate(divide='ignore', invalid='ignore', over='ignore'):
-        _x0 = numpy.pi**(-1.0)
-        _x1 = C_W*_x0
-        _x2 = 2*K_aa + 1
-        _x3 = 2*K_bb
-        _x4 = 2*_rt.asin_clip(2*K_ab/(numpy.sqrt(_x2)*numpy.sqrt(_x3 + 1)))
-        return (C_b + _x1*_x4, 4*Theta_ab*_x1/numpy.sqrt(4*K_aa*K_bb - 4*K_ab**2 + _x2 + _x3) + _x0*_x4*lambda_W + lambda_b,)
+        _shape_row = numpy.broadcast_shapes(numpy.shape(K_aa))
+        _shape_col = numpy.broadcast_shapes(numpy.shape(K_bb))
+        _shape_entry = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(K_ab), numpy.shape(K_bb), numpy.shape(Theta_ab))
+        _s0 = 2*C_W/numpy.pi
+        _b0 = numpy.empty(_shape_row)
+        numpy.multiply(K_aa, 2.0, out=_b0)
+        _b1 = numpy.empty(_shape_row)
+        numpy.add(_b0, 1.0, out=_b1)
+        numpy.sqrt(_b1, out=_b1)
+        numpy.divide(1.0, _b1, out=_b1)
+        _b2 = numpy.empty(_shape_col)
+        numpy.multiply(K_bb, 2.0, out=_b2)
+        _b3 = numpy.empty(_shape_col)
+        numpy.add(_b2, 1.0, out=_b3)
+        numpy.sqrt(_b3, out=_b3)
+        numpy.divide(1.0, _b3, out=_b3)
+        _b4 = numpy.empty(_shape_entry)
+        numpy.multiply(K_ab, _b1, out=_b4)
+        numpy.multiply(_b4, _b3, out=_b4)
+        numpy.multiply(_b4, 2.0, out=_b4)
+        _rt.asin_clip(_b4, out=_b4)
+        _b5 = numpy.empty(_shape_entry)
+        numpy.multiply(_b4, _s0, out=_b5)
+        numpy.add(_b5, C_b, out=_b5)
+        _s1 = 2*lambda_W/numpy.pi
+        numpy.multiply(_b4, _s1, out=_b4)
+        _s2 = 4*C_W/numpy.pi
+        _b6 = numpy.empty(_shape_entry)
+        numpy.square(K_ab, out=_b6)
+        numpy.multiply(_b6, -4.0, out=_b6)
+        _b7 = numpy.empty(_shape_entry)
+        numpy.multiply(K_aa, K_bb, out=_b7)
+        numpy.multiply(_b7, 4.0, out=_b7)
+        numpy.add(_b6, _b7, out=_b7)
+        numpy.add(_b7, _b0, out=_b7)
+        numpy.add(_b7, _b2, out=_b7)
+        numpy.add(_b7, 1.0, out=_b7)
+        numpy.sqrt(_b7, out=_b7)
+        numpy.divide(1.0, _b7, out=_b7)
+        numpy.multiply(Theta_ab, _b7, out=_b7)
+        numpy.multiply(_b7, _s2, out=_b7)
+        numpy.add(_b4, _b7, out=_b7)
+        numpy.add(_b7, lambda_b, out=_b7)
+        return (_b5, _b7,)
 
 
 offdiag_1d = offdiag
@@ -29,11 +67,32 @@ offdiag_1d = offdiag
 def diag(K_aa, Theta_aa, C_b, C_W, lambda_b, lambda_W):
     """Outputs ('K_aa', 'Theta_aa'); generated, see the module docstring."""
     with numpy.errstate(divide='ignore', invalid='ignore', over='ignore'):
-        _x0 = numpy.pi**(-1.0)
-        _x1 = C_W*_x0
-        _x2 = 2*K_aa
-        _x3 = 2*numpy.arcsin(_x2/(_x2 + 1))
-        return (C_b + _x1*_x3, 4*Theta_aa*_x1/numpy.sqrt(4*K_aa + 1) + _x0*_x3*lambda_W + lambda_b,)
+        _shape_row = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(Theta_aa))
+        _shape_col = ()
+        _shape_entry = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(Theta_aa))
+        _s0 = 2*C_W/numpy.pi
+        _b0 = numpy.empty(_shape_row)
+        numpy.multiply(K_aa, 2.0, out=_b0)
+        numpy.add(_b0, 1.0, out=_b0)
+        numpy.divide(K_aa, _b0, out=_b0)
+        numpy.multiply(_b0, 2.0, out=_b0)
+        numpy.arcsin(_b0, out=_b0)
+        _b1 = numpy.empty(_shape_row)
+        numpy.multiply(_b0, _s0, out=_b1)
+        numpy.add(_b1, C_b, out=_b1)
+        _s1 = 2*lambda_W/numpy.pi
+        numpy.multiply(_b0, _s1, out=_b0)
+        _s2 = 4*C_W/numpy.pi
+        _b2 = numpy.empty(_shape_row)
+        numpy.multiply(K_aa, 4.0, out=_b2)
+        numpy.add(_b2, 1.0, out=_b2)
+        numpy.sqrt(_b2, out=_b2)
+        numpy.divide(1.0, _b2, out=_b2)
+        numpy.multiply(Theta_aa, _b2, out=_b2)
+        numpy.multiply(_b2, _s2, out=_b2)
+        numpy.add(_b0, _b2, out=_b2)
+        numpy.add(_b2, lambda_b, out=_b2)
+        return (_b1, _b2,)
 
 
 diag_1d = diag

@@ -15,9 +15,27 @@ from nnft import runtime as _rt
 def offdiag(K_aa, K_ab, K_bb, Theta_ab, C_b, C_W, lambda_b, lambda_W):
     """Outputs ('K_ab', 'Theta_ab'); generated, see the module docstring."""
     with numpy.errstate(divide='ignore', invalid='ignore', over='ignore'):
-        _x0 = numpy.exp((1/2)*K_aa + K_ab + (1/2)*K_bb)
-        _x1 = C_W*_x0
-        return (C_b + _x1, Theta_ab*_x1 + _x0*lambda_W + lambda_b,)
+        _shape_row = numpy.broadcast_shapes(numpy.shape(K_aa))
+        _shape_col = numpy.broadcast_shapes(numpy.shape(K_bb))
+        _shape_entry = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(K_ab), numpy.shape(K_bb), numpy.shape(Theta_ab))
+        _b0 = numpy.empty(_shape_row)
+        numpy.multiply(K_aa, 0.5, out=_b0)
+        _b1 = numpy.empty(_shape_col)
+        numpy.multiply(K_bb, 0.5, out=_b1)
+        _b2 = numpy.empty(_shape_entry)
+        numpy.add(K_ab, _b0, out=_b2)
+        numpy.add(_b2, _b1, out=_b2)
+        numpy.exp(_b2, out=_b2)
+        _b3 = numpy.empty(_shape_entry)
+        numpy.multiply(_b2, C_W, out=_b3)
+        numpy.add(_b3, C_b, out=_b3)
+        _b4 = numpy.empty(_shape_entry)
+        numpy.multiply(_b2, lambda_W, out=_b4)
+        numpy.multiply(Theta_ab, _b2, out=_b2)
+        numpy.multiply(_b2, C_W, out=_b2)
+        numpy.add(_b4, _b2, out=_b2)
+        numpy.add(_b2, lambda_b, out=_b2)
+        return (_b3, _b2,)
 
 
 offdiag_1d = offdiag
@@ -26,9 +44,22 @@ offdiag_1d = offdiag
 def diag(K_aa, Theta_aa, C_b, C_W, lambda_b, lambda_W):
     """Outputs ('K_aa', 'Theta_aa'); generated, see the module docstring."""
     with numpy.errstate(divide='ignore', invalid='ignore', over='ignore'):
-        _x0 = numpy.exp(2*K_aa)
-        _x1 = C_W*_x0
-        return (C_b + _x1, Theta_aa*_x1 + _x0*lambda_W + lambda_b,)
+        _shape_row = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(Theta_aa))
+        _shape_col = ()
+        _shape_entry = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(Theta_aa))
+        _b0 = numpy.empty(_shape_row)
+        numpy.multiply(K_aa, 2.0, out=_b0)
+        numpy.exp(_b0, out=_b0)
+        _b1 = numpy.empty(_shape_row)
+        numpy.multiply(_b0, C_W, out=_b1)
+        numpy.add(_b1, C_b, out=_b1)
+        _b2 = numpy.empty(_shape_row)
+        numpy.multiply(_b0, lambda_W, out=_b2)
+        numpy.multiply(Theta_aa, _b0, out=_b0)
+        numpy.multiply(_b0, C_W, out=_b0)
+        numpy.add(_b2, _b0, out=_b0)
+        numpy.add(_b0, lambda_b, out=_b0)
+        return (_b1, _b0,)
 
 
 diag_1d = diag

@@ -15,13 +15,46 @@ from nnft import runtime as _rt
 def offdiag(K_aa, K_ab, K_bb, Theta_ab, C_b, C_W, lambda_b, lambda_W):
     """Outputs ('K_ab', 'Theta_ab'); generated, see the module docstring."""
     with numpy.errstate(divide='ignore', invalid='ignore', over='ignore'):
-        _x0 = numpy.pi**(-1.0)
-        _x1 = (1/200)*C_W*_x0
-        _x2 = _rt.sqrt_pos(K_aa*K_bb)
-        _x3 = _rt.corr(K_ab, _x2)
-        _x4 = _rt.acos_clip(_x3)
-        _x5 = _x2*(20*_x3*_x4 + 101*_x3*(numpy.pi - _x4) + 81*_rt.sqrt_pos(1 - _x3**2))
-        return (C_b + _x1*_x5, Theta_ab*_x1*(-81*_x4 + 101*numpy.pi) + (1/200)*_x0*_x5*lambda_W + lambda_b,)
+        _shape_row = numpy.broadcast_shapes(numpy.shape(K_aa))
+        _shape_col = numpy.broadcast_shapes(numpy.shape(K_bb))
+        _shape_entry = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(K_ab), numpy.shape(K_bb), numpy.shape(Theta_ab))
+        _s0 = (1/200)*C_W/numpy.pi
+        _b0 = numpy.empty(_shape_entry)
+        numpy.multiply(K_aa, K_bb, out=_b0)
+        numpy.sqrt(_b0, out=_b0)
+        _b1 = numpy.empty(_shape_entry)
+        _rt.corr(K_ab, _b0, out=_b1)
+        _b2 = numpy.empty(_shape_entry)
+        numpy.square(_b1, out=_b2)
+        numpy.subtract(1.0, _b2, out=_b2)
+        numpy.sqrt(_b2, out=_b2)
+        numpy.multiply(_b2, 81.0, out=_b2)
+        _b3 = numpy.empty(_shape_entry)
+        numpy.arccos(_b1, out=_b3)
+        _b4 = numpy.empty(_shape_entry)
+        numpy.multiply(_b1, _b3, out=_b4)
+        numpy.multiply(_b4, 20.0, out=_b4)
+        _s1 = numpy.pi
+        _b5 = numpy.empty(_shape_entry)
+        numpy.subtract(_s1, _b3, out=_b5)
+        numpy.multiply(_b5, _b1, out=_b1)
+        numpy.multiply(_b1, 101.0, out=_b1)
+        numpy.add(_b2, _b4, out=_b4)
+        numpy.add(_b4, _b1, out=_b4)
+        numpy.multiply(_b4, _b0, out=_b1)
+        numpy.multiply(_b1, _s0, out=_b1)
+        numpy.add(_b1, C_b, out=_b1)
+        _s2 = 101*numpy.pi
+        numpy.multiply(_b3, -81.0, out=_b3)
+        numpy.add(_b3, _s2, out=_b3)
+        numpy.multiply(Theta_ab, _b3, out=_b3)
+        numpy.multiply(_b3, _s0, out=_b3)
+        _s3 = (1/200)*lambda_W/numpy.pi
+        numpy.multiply(_b4, _b0, out=_b0)
+        numpy.multiply(_b0, _s3, out=_b0)
+        numpy.add(_b3, _b0, out=_b0)
+        numpy.add(_b0, lambda_b, out=_b0)
+        return (_b1, _b0,)
 
 
 offdiag_1d = offdiag
@@ -30,8 +63,21 @@ offdiag_1d = offdiag
 def diag(K_aa, Theta_aa, C_b, C_W, lambda_b, lambda_W):
     """Outputs ('K_aa', 'Theta_aa'); generated, see the module docstring."""
     with numpy.errstate(divide='ignore', invalid='ignore', over='ignore'):
-        _x0 = (101/200)*C_W
-        return (C_b + K_aa*_x0, (101/200)*K_aa*lambda_W + Theta_aa*_x0 + lambda_b,)
+        _shape_row = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(Theta_aa))
+        _shape_col = ()
+        _shape_entry = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(Theta_aa))
+        _s0 = (101/200)*C_W
+        _b0 = numpy.empty(_shape_row)
+        numpy.multiply(K_aa, _s0, out=_b0)
+        numpy.add(_b0, C_b, out=_b0)
+        _b1 = numpy.empty(_shape_row)
+        numpy.multiply(Theta_aa, _s0, out=_b1)
+        _s1 = (101/200)*lambda_W
+        _b2 = numpy.empty(_shape_row)
+        numpy.multiply(K_aa, _s1, out=_b2)
+        numpy.add(_b1, _b2, out=_b2)
+        numpy.add(_b2, lambda_b, out=_b2)
+        return (_b0, _b2,)
 
 
 diag_1d = diag

@@ -15,7 +15,19 @@ from nnft import runtime as _rt
 def offdiag(K_aa, K_ab, K_bb, Theta_ab, C_b, C_W, lambda_b, lambda_W):
     """Outputs ('K_ab', 'Theta_ab'); generated, see the module docstring."""
     with numpy.errstate(divide='ignore', invalid='ignore', over='ignore'):
-        return (C_W*K_ab + C_b, C_W*Theta_ab + K_ab*lambda_W + lambda_b,)
+        _shape_row = numpy.broadcast_shapes(numpy.shape(K_aa))
+        _shape_col = numpy.broadcast_shapes(numpy.shape(K_bb))
+        _shape_entry = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(K_ab), numpy.shape(K_bb), numpy.shape(Theta_ab))
+        _b0 = numpy.empty(_shape_entry)
+        numpy.multiply(K_ab, C_W, out=_b0)
+        numpy.add(_b0, C_b, out=_b0)
+        _b1 = numpy.empty(_shape_entry)
+        numpy.multiply(K_ab, lambda_W, out=_b1)
+        _b2 = numpy.empty(_shape_entry)
+        numpy.multiply(Theta_ab, C_W, out=_b2)
+        numpy.add(_b1, _b2, out=_b2)
+        numpy.add(_b2, lambda_b, out=_b2)
+        return (_b0, _b2,)
 
 
 offdiag_1d = offdiag
@@ -24,7 +36,19 @@ offdiag_1d = offdiag
 def diag(K_aa, Theta_aa, C_b, C_W, lambda_b, lambda_W):
     """Outputs ('K_aa', 'Theta_aa'); generated, see the module docstring."""
     with numpy.errstate(divide='ignore', invalid='ignore', over='ignore'):
-        return (C_W*K_aa + C_b, C_W*Theta_aa + K_aa*lambda_W + lambda_b,)
+        _shape_row = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(Theta_aa))
+        _shape_col = ()
+        _shape_entry = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(Theta_aa))
+        _b0 = numpy.empty(_shape_row)
+        numpy.multiply(K_aa, C_W, out=_b0)
+        numpy.add(_b0, C_b, out=_b0)
+        _b1 = numpy.empty(_shape_row)
+        numpy.multiply(Theta_aa, C_W, out=_b1)
+        _b2 = numpy.empty(_shape_row)
+        numpy.multiply(K_aa, lambda_W, out=_b2)
+        numpy.add(_b1, _b2, out=_b2)
+        numpy.add(_b2, lambda_b, out=_b2)
+        return (_b0, _b2,)
 
 
 diag_1d = diag

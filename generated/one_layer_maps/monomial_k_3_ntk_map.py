@@ -15,9 +15,32 @@ from nnft import runtime as _rt
 def offdiag(K_aa, K_ab, K_bb, Theta_ab, C_b, C_W, lambda_b, lambda_W):
     """Outputs ('K_ab', 'Theta_ab'); generated, see the module docstring."""
     with numpy.errstate(divide='ignore', invalid='ignore', over='ignore'):
-        _x0 = 9*K_aa*K_bb
-        _x1 = 6*K_ab**3 + K_ab*_x0
-        return (C_W*_x1 + C_b, C_W*Theta_ab*(18*K_ab**2 + _x0) + _x1*lambda_W + lambda_b,)
+        _shape_row = numpy.broadcast_shapes(numpy.shape(K_aa))
+        _shape_col = numpy.broadcast_shapes(numpy.shape(K_bb))
+        _shape_entry = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(K_ab), numpy.shape(K_bb), numpy.shape(Theta_ab))
+        _b0 = numpy.empty(_shape_entry)
+        numpy.power(K_ab, 3.0, out=_b0)
+        numpy.multiply(_b0, 6.0, out=_b0)
+        _b1 = numpy.empty(_shape_entry)
+        numpy.multiply(K_ab, K_aa, out=_b1)
+        numpy.multiply(_b1, K_bb, out=_b1)
+        numpy.multiply(_b1, 9.0, out=_b1)
+        numpy.add(_b0, _b1, out=_b1)
+        numpy.multiply(_b1, C_W, out=_b0)
+        numpy.add(_b0, C_b, out=_b0)
+        numpy.multiply(_b1, lambda_W, out=_b1)
+        _b2 = numpy.empty(_shape_entry)
+        numpy.square(K_ab, out=_b2)
+        numpy.multiply(_b2, 18.0, out=_b2)
+        _b3 = numpy.empty(_shape_entry)
+        numpy.multiply(K_aa, K_bb, out=_b3)
+        numpy.multiply(_b3, 9.0, out=_b3)
+        numpy.add(_b2, _b3, out=_b3)
+        numpy.multiply(Theta_ab, _b3, out=_b3)
+        numpy.multiply(_b3, C_W, out=_b3)
+        numpy.add(_b1, _b3, out=_b3)
+        numpy.add(_b3, lambda_b, out=_b3)
+        return (_b0, _b3,)
 
 
 offdiag_1d = offdiag
@@ -26,8 +49,25 @@ offdiag_1d = offdiag
 def diag(K_aa, Theta_aa, C_b, C_W, lambda_b, lambda_W):
     """Outputs ('K_aa', 'Theta_aa'); generated, see the module docstring."""
     with numpy.errstate(divide='ignore', invalid='ignore', over='ignore'):
-        _x0 = 15*K_aa**3
-        return (C_W*_x0 + C_b, 27*C_W*K_aa**2*Theta_aa + _x0*lambda_W + lambda_b,)
+        _shape_row = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(Theta_aa))
+        _shape_col = ()
+        _shape_entry = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(Theta_aa))
+        _s0 = 15*C_W
+        _b0 = numpy.empty(_shape_row)
+        numpy.power(K_aa, 3.0, out=_b0)
+        _b1 = numpy.empty(_shape_row)
+        numpy.multiply(_b0, _s0, out=_b1)
+        numpy.add(_b1, C_b, out=_b1)
+        _s1 = 15*lambda_W
+        numpy.multiply(_b0, _s1, out=_b0)
+        _s2 = 27*C_W
+        _b2 = numpy.empty(_shape_row)
+        numpy.square(K_aa, out=_b2)
+        numpy.multiply(Theta_aa, _b2, out=_b2)
+        numpy.multiply(_b2, _s2, out=_b2)
+        numpy.add(_b0, _b2, out=_b2)
+        numpy.add(_b2, lambda_b, out=_b2)
+        return (_b1, _b2,)
 
 
 diag_1d = diag

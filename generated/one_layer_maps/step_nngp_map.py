@@ -15,7 +15,20 @@ from nnft import runtime as _rt
 def offdiag(K_aa, K_ab, K_bb, C_b, C_W):
     """Outputs ('K_ab'); generated, see the module docstring."""
     with numpy.errstate(divide='ignore', invalid='ignore', over='ignore'):
-        return ((1/2)*C_W*(numpy.pi - numpy.arccos(_rt.corr(K_ab, _rt.sqrt_pos(K_aa*K_bb))))/numpy.pi + C_b,)
+        _shape_row = numpy.broadcast_shapes(numpy.shape(K_aa))
+        _shape_col = numpy.broadcast_shapes(numpy.shape(K_bb))
+        _shape_entry = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(K_ab), numpy.shape(K_bb))
+        _s0 = (1/2)*C_W/numpy.pi
+        _s1 = numpy.pi
+        _b0 = numpy.empty(_shape_entry)
+        numpy.multiply(K_aa, K_bb, out=_b0)
+        numpy.sqrt(_b0, out=_b0)
+        _rt.corr(K_ab, _b0, out=_b0)
+        numpy.arccos(_b0, out=_b0)
+        numpy.subtract(_s1, _b0, out=_b0)
+        numpy.multiply(_b0, _s0, out=_b0)
+        numpy.add(_b0, C_b, out=_b0)
+        return (_b0,)
 
 
 offdiag_1d = offdiag
@@ -24,7 +37,11 @@ offdiag_1d = offdiag
 def diag(K_aa, C_b, C_W):
     """Outputs ('K_aa'); generated, see the module docstring."""
     with numpy.errstate(divide='ignore', invalid='ignore', over='ignore'):
-        return ((1/2)*C_W + C_b,)
+        _shape_row = numpy.broadcast_shapes(numpy.shape(K_aa))
+        _shape_col = ()
+        _shape_entry = numpy.broadcast_shapes(numpy.shape(K_aa))
+        _s0 = (1/2)*C_W + C_b
+        return (_s0,)
 
 
 diag_1d = diag

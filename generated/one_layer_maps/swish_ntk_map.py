@@ -47,7 +47,20 @@ def offdiag(K_aa, K_ab, K_bb, Theta_ab, C_b, C_W, lambda_b, lambda_W):
     with numpy.errstate(divide='ignore', invalid='ignore', over='ignore'):
         _E0_0 = _rt.gauss2_product(_fa_E0_0, _fb_E0_0, K_aa, K_ab, K_bb, (), ())
         _E0_1 = _rt.gauss2_product(_fa_E0_1, _fb_E0_1, K_aa, K_ab, K_bb, (), ())
-        return (C_W*_E0_0 + C_b, C_W*Theta_ab*_E0_1 + _E0_0*lambda_W + lambda_b,)
+        _shape_row = numpy.broadcast_shapes(numpy.shape(K_aa))
+        _shape_col = numpy.broadcast_shapes(numpy.shape(K_bb))
+        _shape_entry = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(K_ab), numpy.shape(K_bb), numpy.shape(Theta_ab))
+        _b0 = numpy.empty(_shape_entry)
+        numpy.multiply(_E0_0, C_W, out=_b0)
+        numpy.add(_b0, C_b, out=_b0)
+        _b1 = numpy.empty(_shape_entry)
+        numpy.multiply(_E0_0, lambda_W, out=_b1)
+        _b2 = numpy.empty(_shape_entry)
+        numpy.multiply(_E0_1, Theta_ab, out=_b2)
+        numpy.multiply(_b2, C_W, out=_b2)
+        numpy.add(_b1, _b2, out=_b2)
+        numpy.add(_b2, lambda_b, out=_b2)
+        return (_b0, _b2,)
 
 
 offdiag_1d = offdiag
@@ -58,7 +71,20 @@ def diag(K_aa, Theta_aa, C_b, C_W, lambda_b, lambda_W):
     with numpy.errstate(divide='ignore', invalid='ignore', over='ignore'):
         _E1_0 = _rt.gauss1(_f_E1_0, K_aa, ())
         _E1_1 = _rt.gauss1(_f_E1_1, K_aa, ())
-        return (C_W*_E1_0 + C_b, C_W*Theta_aa*_E1_1 + _E1_0*lambda_W + lambda_b,)
+        _shape_row = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(Theta_aa))
+        _shape_col = ()
+        _shape_entry = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(Theta_aa))
+        _b0 = numpy.empty(_shape_entry)
+        numpy.multiply(_E1_0, C_W, out=_b0)
+        numpy.add(_b0, C_b, out=_b0)
+        _b1 = numpy.empty(_shape_entry)
+        numpy.multiply(_E1_0, lambda_W, out=_b1)
+        _b2 = numpy.empty(_shape_entry)
+        numpy.multiply(_E1_1, Theta_aa, out=_b2)
+        numpy.multiply(_b2, C_W, out=_b2)
+        numpy.add(_b1, _b2, out=_b2)
+        numpy.add(_b2, lambda_b, out=_b2)
+        return (_b0, _b2,)
 
 
 diag_1d = diag

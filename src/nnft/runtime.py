@@ -24,36 +24,42 @@ __all__ = [
 ]
 
 
-def corr(kab, den):
+def corr(kab, den, out=None):
     """Correlation ``K_ab / D`` (``D = sqrt(K_aa K_bb)``) clipped into [-1, 1]; 0 where ``D`` is 0.
 
     ``D`` is formed as ``sqrt(K_aa*K_bb)``, which is exactly ``K_aa`` when ``K_aa == K_bb`` (IEEE
     ``sqrt(k*k) == k``), so the diagonal and duplicate inputs give ``c == 1`` exactly (FACTS.md).
+    ``out`` may alias ``kab`` or ``den``.
     """
+    den = np.asarray(den)
+    zero = den <= 0
+    any_zero = bool(zero.any())
     with np.errstate(divide="ignore", invalid="ignore"):
-        c = np.divide(kab, den)
+        c = np.divide(kab, den, out=out)
     if np.ndim(c) == 0:
-        return float(np.clip(c, -1.0, 1.0)) if np.all(den > 0) else 0.0
+        return 0.0 if any_zero else float(np.clip(c, -1.0, 1.0))
     np.clip(c, -1.0, 1.0, out=c)
-    zero = np.asarray(den) <= 0
-    if zero.any():
+    if any_zero:
         c[np.broadcast_to(zero, c.shape)] = 0.0
     return c
 
 
-def acos_clip(x):
+def acos_clip(x, out=None):
     """``arccos`` of ``x`` clipped into [-1, 1]."""
-    return np.arccos(np.clip(x, -1.0, 1.0))
+    c = np.clip(x, -1.0, 1.0, out=out)
+    return np.arccos(c, out=c if isinstance(c, np.ndarray) else None)
 
 
-def asin_clip(x):
+def asin_clip(x, out=None):
     """``arcsin`` of ``x`` clipped into [-1, 1]."""
-    return np.arcsin(np.clip(x, -1.0, 1.0))
+    c = np.clip(x, -1.0, 1.0, out=out)
+    return np.arcsin(c, out=c if isinstance(c, np.ndarray) else None)
 
 
-def sqrt_pos(x):
+def sqrt_pos(x, out=None):
     """``sqrt(max(x, 0))`` for quantities that are non-negative up to round-off."""
-    return np.sqrt(np.maximum(x, 0.0))
+    m = np.maximum(x, 0.0, out=out)
+    return np.sqrt(m, out=m if isinstance(m, np.ndarray) else None)
 
 
 def sigmoid(x):

@@ -25,6 +25,7 @@ import sympy as sp
 
 from nnft.activations import z
 from nnft.codegen.cache import cached_module
+from nnft.codegen.inplace import emit_function
 from nnft.codegen.printers import NumbaPrinter, NumpyPrinter
 from nnft.gaussian import Expectation
 
@@ -95,19 +96,18 @@ def _cse(outputs: dict[str, sp.Expr]):
 
 
 def _numpy_function(spec: FunctionSpec, index: int) -> tuple[str, list[str]]:
+    """A vectorised numpy function computed through reused buffers (:mod:`nnft.codegen.inplace`)."""
     printer = NumpyPrinter()
     outputs, pre, helpers = _lift_expectations(spec, printer, f"{index}_")
-    repl, reduced = _cse(outputs)
-    args = ", ".join(_ident(a) for a in spec.args)
+    pre_kinds = {}
+    for line in pre:
+        sym = sp.Symbol(line.split(" = ")[0])
+        pre_kinds[sym] = "entry"
     names = ", ".join(repr(k) for k in outputs)
-    lines = [f"def {spec.name}({args}):", f'    """Outputs ({names}); generated, see the module docstring."""']
-    lines.append("    with numpy.errstate(divide='ignore', invalid='ignore', over='ignore'):")
-    lines += [f"        {p}" for p in pre]
-    lines += [f"        {s.name} = {printer.doprint(e)}" for s, e in repl]
-    outs = ", ".join(printer.doprint(e) for e in reduced)
-    lines.append(f"        return ({outs},)")
-    lines += ["", "", f"{spec.name}_1d = {spec.name}"]
-    return "\n".join(lines) + "\n", helpers
+    src = emit_function(spec.name, spec.args, spec.kinds, list(outputs.values()), pre=pre, pre_kinds=pre_kinds,
+                        docstring=f"Outputs ({names}); generated, see the module docstring.")
+    src += f"\n\n{spec.name}_1d = {spec.name}\n"
+    return src, helpers
 
 
 def _numba_function(spec: FunctionSpec) -> str:
