@@ -260,3 +260,38 @@ def test_overflow_is_reported_not_returned():
     x = np.full((2, 2), 3.0)
     with pytest.raises(FloatingPointError, match="not finite"):
         nnft.MLP("exp", depth=6, C_W=5.0).nngp(x)
+
+
+def _relu_ntk_mpmath(x, L, C_b, C_W):
+    """ReLU (K, Θ) of the output layer in 50-digit arithmetic, for accuracy checks."""
+    import mpmath as mp
+
+    mp.mp.dps = 50
+    X = [[mp.mpf(float(v)) for v in row] for row in x]
+    n0, P = len(X[0]), len(X)
+    K = [[C_b + C_W * mp.fsum(X[i][k] * X[j][k] for k in range(n0)) / n0 for j in range(P)] for i in range(P)]
+    T = [row[:] for row in K]
+    for _ in range(L - 1):
+        s = [[mp.sqrt(K[i][i] * K[j][j]) for j in range(P)] for i in range(P)]
+        th = [[mp.acos(max(-1, min(1, K[i][j] / s[i][j]))) for j in range(P)] for i in range(P)]
+        E = [[s[i][j] * (mp.sin(th[i][j]) + (mp.pi - th[i][j]) * mp.cos(th[i][j])) / (2 * mp.pi) for j in range(P)]
+             for i in range(P)]
+        T = [[C_b + C_W * E[i][j] + C_W * (mp.pi - th[i][j]) / (2 * mp.pi) * T[i][j] for j in range(P)]
+             for i in range(P)]
+        K = [[C_b + C_W * E[i][j] for j in range(P)] for i in range(P)]
+    return np.array(K, dtype=float), np.array(T, dtype=float)
+
+
+def test_exact_opposites_and_near_parallel_pairs_are_accurate(rng):
+    """x and −x (even across BLAS positions) and pairs at angle 1e-6 match 50-digit arithmetic."""
+    x = rng.standard_normal((12, 5))
+    x[11] = -x[6]
+    x[10] = x[4] + 1e-6 * rng.standard_normal(5)
+    for cb, cw in ((0.0, 2.0), (0.3, 1.2)):
+        K, T = nnft.MLP("relu", depth=4, C_b=cb, C_W=cw).kernels(x).K[-1], nnft.MLP(
+            "relu", depth=4, C_b=cb, C_W=cw).ntk(x)
+        Kx, Tx = _relu_ntk_mpmath(x, 4, cb, cw)
+        np.testing.assert_allclose(K, Kx, rtol=1e-13, atol=1e-15)
+        # the angle of a pair at 1e-6 is known to eps/θ² ≈ 1e-4 relative from float64 data: Θ to ~1e-10
+        np.testing.assert_allclose(T, Tx, rtol=1e-9)
+        assert abs(T[6, 11] / Tx[6, 11] - 1) < 1e-14

@@ -260,8 +260,9 @@ def _parse_call(text: str) -> tuple[str, list[str]] | None:
     if "(" in text and text.endswith(")"):
         head, _, rest = text.partition("(")
         head = head.strip().lower()
-        if head in REGISTRY or head in ALIASES:
-            return head, [a.strip() for a in rest[:-1].split(",") if a.strip()]
+        args = [a.strip() for a in rest[:-1].split(",") if a.strip()]
+        if (head in REGISTRY or head in ALIASES) and not any("z" in a for a in args):
+            return head, args
     return None
 
 

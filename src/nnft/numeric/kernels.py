@@ -81,7 +81,7 @@ class _Plan:
         layers = net.layers
         self.params = [(ly.C_b, ly.C_W, ly.lambda_b, ly.lambda_W) for ly in layers]
         self.L = len(layers)
-        self.canon = self._duplicates()
+        self._dup = self._duplicates()
         self.dG = self._gram_diag()
         self.dK, self.dT = self._diagonals()
 
@@ -99,18 +99,31 @@ class _Plan:
             out = out[self.canon]
         return out
 
-    def _duplicates(self) -> np.ndarray | None:
-        """For each input the index of its first identical copy, or None when all inputs are distinct.
+    @property
+    def canon(self) -> np.ndarray | None:
+        return None if self._dup is None else self._dup[0]
 
-        BLAS rounds x_a·x_b differently for different matrix shapes, so for exact duplicates the Gram
-        entry of one tile need not equal the diagonal computed in another; tiles overwrite those entries
-        with the diagonal value, so duplicates stay exactly at correlation 1 in every layer.
+    def _duplicates(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """For each input the index of its first copy up to sign, and that sign; None if there are none.
+
+        BLAS rounds x_a·x_b differently for different matrix shapes and even for different positions in
+        one product, so for exact duplicates (x_b = x_a) and exact opposites (x_b = −x_a) the Gram entries
+        need not be exactly ±|x_a|² and the diagonals of the pair need not agree: a correlation 1 − 1 ulp
+        instead of exactly ±1, which the arc-cosine angle turns into a 1e-8 error. Tiles set these entries
+        to ±|x_a|² exactly, from one shared diagonal value; duplicates are pinned to the diagonal in every
+        layer.
         """
-        _, first, inverse = np.unique(self.x, axis=0, return_index=True, return_inverse=True)
-        canon = first[inverse.ravel()]
-        if np.all(canon == np.arange(self.x.shape[0])):
+        x = self.x
+        nz = x != 0
+        first = np.where(nz.any(axis=1), nz.argmax(axis=1), 0)
+        sign = np.where(x[np.arange(x.shape[0]), first] < 0, -1.0, 1.0)
+        keys = x * sign[:, None]
+        _, idx, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        canon = idx[inverse.ravel()]
+        if np.all(canon == np.arange(x.shape[0])):
             return None
-        return canon
+        rel = sign * sign[canon]  # x_a = rel_a · x_{canon_a}
+        return canon, rel
 
     def _diagonals(self) -> tuple[np.ndarray, np.ndarray | None]:
         P = self.x.shape[0]
@@ -143,14 +156,18 @@ class _Plan:
         g = (xa @ xb.T) / self.n0
         R, C = g.shape
         same = None
-        if self.canon is not None:
-            ca, cc = self.canon[rows], self.canon[cols]
-            same = ca[:, None] == cc[None, :]
-            if same.any():
-                g[same] = np.broadcast_to(self.dG[ca][:, None], (R, C))[same]
-                same_rows = np.broadcast_to(ca[:, None], (R, C))[same]
-            else:
-                same = None
+        if self._dup is not None:
+            canon, rel = self._dup
+            ca, cc = canon[rows], canon[cols]
+            tied = ca[:, None] == cc[None, :]
+            if tied.any():
+                sgn = rel[rows][:, None] * rel[cols][None, :]
+                g[tied] = (sgn * self.dG[ca][:, None])[tied]
+                same = tied & (sgn > 0)
+                if same.any():
+                    same_rows = np.broadcast_to(ca[:, None], (R, C))[same]
+                else:
+                    same = None
         cb, cw, lb, lw = self.params[0]
         K = cb + cw * g
         T = lb + lw * g if self.ntk else None

@@ -239,7 +239,8 @@ def _converged(g: Func1, s: float, kinks: tuple[float, ...], n: int, J: int, W: 
     a, b = vals
     if not (math.isfinite(a) and math.isfinite(b)):
         return True  # nothing a finer mesh can fix
-    return abs(a - b) <= _PROBE_TOL * abs(b) + 1e-300
+    tol = max(_PROBE_TOL, 10.0 ** -(n + 1))  # what order n achieves on analytic panels
+    return abs(a - b) <= tol * abs(b) + 1e-300
 
 
 def _choose_cap(probes: list[tuple[Func1, float, tuple[float, ...]]], n: int, J: int) -> float | None:
