@@ -2,7 +2,7 @@
 
 Every closed form returned by ``expect_pair`` / ``expect_single`` is compared with
 
-1. an independent nested quadrature (``tests/reference_quadrature.py``, which imports nothing from nnft)
+1. an independent nested quadrature (``nnft.testing``, which shares no code with nnft.numeric or the printers)
    of hand-written numpy activations, to 1e-9 relative, at generic, nearly (anti)parallel, exactly
    (anti)parallel, unequal-variance and large-variance covariances;
 2. Price's theorem (CONVENTIONS.md): ∂/∂K_ab ⟨σσ⟩ = ⟨σ'σ'⟩ and ∂/∂K_aa ⟨σσ⟩ = ½⟨σ''σ⟩, closed form
@@ -33,13 +33,13 @@ import numpy as np
 import pytest
 import sympy as sp
 import sympy.stats
-from reference_quadrature import pair_average, single_average
 from scipy import special
 
 import nnft
 from nnft.activations import z
 from nnft.functions import unsafe
 from nnft.gaussian import Kaa, Kab, Kbb, expect_pair, expect_single, is_closed, isserlis, price_derivative
+from nnft.testing import pair_average, single_average
 
 RTOL = 1e-9
 

@@ -105,3 +105,13 @@ def test_diverging_gaussian_exponential_is_not_closed():
     """exp(+z²) is not integrable for large K: no closed form is claimed."""
     e = expect_pair(sp.exp(z**2 / 4), sp.exp(z**2 / 4))
     assert not is_closed(e)
+
+
+def test_zscore_helpers_flag_disagreement():
+    """nnft.testing.assert_zscores passes within the bound and names the worst entry beyond it."""
+    from nnft.testing import assert_zscores, zscores
+
+    np.testing.assert_allclose(zscores([1.0, 2.0], [0.5, 0.5], [1.0, 1.0]), [0.0, 2.0])
+    assert_zscores([1.0, 2.0], [0.5, 0.5], [1.0, 1.0], bound=4)
+    with pytest.raises(AssertionError, match=r"at \(1,\)"):
+        assert_zscores([1.0, 4.0], [0.5, 0.5], [1.0, 1.0], bound=4)

@@ -1,18 +1,19 @@
-"""Independent reference quadrature for one- and two-variable Gaussian averages (test-only helper).
+"""Reusable checkers: independent reference quadrature, z-scores against Monte Carlo, 1/n fits.
 
-Nothing here imports nnft: this module is the judge of nnft's closed forms, so it shares no code with
-``nnft.numeric`` or nnft's printers. The two-variable average ⟨f(z_a) g(z_b)⟩ over
-N(0, [[K_aa, K_ab], [K_ab, K_bb]]) uses the conditional decomposition
+Every formula nnft derives is checked against a path that shares no code with it. This module holds
+the reusable ones, for the tests of this and later issues (V, K1, γ4 …):
 
-    z_a = √K_aa u,   z_b = β z_a + s w,   β = K_ab / K_aa,   s = √(K_bb − K_ab² / K_aa),
-
-with u, w independent standard normals. The inner average over w is a composite Gauss–Legendre rule
-on [−R, R] whose panel edges include every kink of g, mapped to w* = (kink − β z_a)/s (so the inner
-kink moves with u); the outer average over u is adaptive ``scipy.integrate.quad`` with break points
-at the kinks of f (and of g when s = 0, the degenerate c = ±1 case, where the inner average is the
-point value g(β z_a)). Any ``IntegrationWarning`` is raised as an error, so a reference value is
-never silently inaccurate.
+* :func:`pair_average`, :func:`single_average` — an independent reference quadrature for Gaussian
+  averages. Nothing here imports nnft's numeric or printing code. The two-variable average
+  ⟨f(z_a) g(z_b)⟩ over N(0, [[K_aa, K_ab], [K_ab, K_bb]]) uses the conditional decomposition
+  ``z_a = √K_aa u``, ``z_b = β z_a + s w``, ``β = K_ab/K_aa``, ``s = √(K_bb − K_ab²/K_aa)``; the inner
+  average over w is composite Gauss–Legendre on [−R, R] with panel edges at every kink of g (moving
+  with u), the outer one adaptive ``scipy.integrate.quad`` with break points at the kinks of f (and of g
+  when s = 0). Any ``IntegrationWarning`` is raised as an error: a reference is never silently wrong.
+* :func:`zscores`, :func:`assert_zscores` — agreement of a prediction with a Monte Carlo statistic.
+* :func:`fit_inverse_width` — the 1/n fit of :mod:`nnft.montecarlo`, re-exported.
 """
+
 
 from __future__ import annotations
 
@@ -100,3 +101,31 @@ def pair_average(
         outer_points += [k / (beta * sa) for k in kinks_g]
     return _quad(lambda u: float(f(np.float64(sa * u))) * inner(u) * _INV_SQRT_2PI * math.exp(-0.5 * u * u),
                  outer_points, epsabs, epsrel)
+
+
+def zscores(value, stderr, prediction) -> np.ndarray:
+    """``(value − prediction) / stderr`` elementwise; entries with zero error and exact agreement give 0."""
+    value, stderr, prediction = (np.asarray(a, dtype=float) for a in (value, stderr, prediction))
+    diff = value - prediction
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(stderr > 0, diff / stderr, np.where(diff == 0, 0.0, np.inf))
+    return z
+
+
+def assert_zscores(value, stderr, prediction, bound: float = 4.0, what: str = "estimate") -> None:
+    """Raise AssertionError naming the worst entry when any |z| exceeds ``bound``."""
+    z = zscores(value, stderr, prediction)
+    worst = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(z)), z.shape)) if z.ndim else ()
+    if not np.all(np.abs(z) <= bound):
+        v, e, p = (float(np.broadcast_to(a, z.shape)[worst]) for a in (value, stderr, prediction))
+        raise AssertionError(f"{what}: |z| = {abs(float(z[worst])):.2f} > {bound} at {worst}: value {v!r} ± {e!r}, "
+                             f"prediction {p!r}")
+
+
+def fit_inverse_width(*args, **kwargs):
+    """Fit ``c0 + c1/n (+ c2/n²)`` to Monte Carlo values over widths: :func:`nnft.montecarlo.fit_inverse_width`."""
+    from nnft.numeric.montecarlo import fit_inverse_width as fit
+
+    return fit(*args, **kwargs)
+
+__all__ = ["assert_zscores", "fit_inverse_width", "pair_average", "single_average", "zscores"]
