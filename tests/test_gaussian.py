@@ -115,3 +115,22 @@ def test_zscore_helpers_flag_disagreement():
     assert_zscores([1.0, 2.0], [0.5, 0.5], [1.0, 1.0], bound=4)
     with pytest.raises(AssertionError, match=r"at \(1,\)"):
         assert_zscores([1.0, 4.0], [0.5, 0.5], [1.0, 1.0], bound=4)
+
+
+def test_gelu_has_a_closed_form_by_stein_and_completing_the_square():
+    """GELU = z Φ(z) gets a closed form (ErfRule); it is symmetric in a ↔ b and matches the reference."""
+    from nnft.functions import unsafe
+    from nnft.testing import pair_average
+
+    g = nnft.activation("gelu")
+    e = expect_pair(g.expr, g.expr)
+    assert is_closed(e) and isinstance(closed_form_rule(g.expr, g.expr), ErfRule)
+    swapped = e.subs({Kaa: Kbb, Kbb: Kaa}, simultaneous=True)
+    pts = {Kaa: 0.7, Kbb: 1.9, Kab: -0.4}
+    assert float(unsafe(e - swapped).subs(pts)) == pytest.approx(0, abs=1e-15)
+    from scipy.special import erf
+
+    def gelu(t):
+        return 0.5 * t * (1 + erf(t / np.sqrt(2)))
+
+    assert float(unsafe(e).subs(pts)) == pytest.approx(pair_average(gelu, gelu, 0.7, -0.4, 1.9), rel=1e-12)

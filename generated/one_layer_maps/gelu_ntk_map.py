@@ -12,55 +12,79 @@ import scipy.special
 from nnft import runtime as _rt
 
 
-def _fa_E0_0(z):
-    with numpy.errstate(all='ignore'):
-        return (1/4)*z*(scipy.special.erf((1/2)*numpy.sqrt(2)*z) + 1)
-
-
-def _fb_E0_0(z):
-    with numpy.errstate(all='ignore'):
-        return z*(scipy.special.erf((1/2)*numpy.sqrt(2)*z) + 1)
-
-
-def _fa_E0_1(z):
-    with numpy.errstate(all='ignore'):
-        return (1/2)*numpy.sqrt(2)*z*numpy.exp(-1/2*z**2)/numpy.sqrt(numpy.pi) + (1/2)*scipy.special.erf((1/2)*numpy.sqrt(2)*z) + 1/2
-
-
-def _fb_E0_1(z):
-    with numpy.errstate(all='ignore'):
-        return (1/2)*numpy.sqrt(2)*z*numpy.exp(-1/2*z**2)/numpy.sqrt(numpy.pi) + (1/2)*scipy.special.erf((1/2)*numpy.sqrt(2)*z) + 1/2
-
-
-def _f_E1_0(z):
-    with numpy.errstate(all='ignore'):
-        return (1/4)*z**2*(scipy.special.erf((1/2)*numpy.sqrt(2)*z) + 1)**2
-
-
-def _f_E1_1(z):
-    with numpy.errstate(all='ignore'):
-        return ((1/2)*numpy.sqrt(2)*z*numpy.exp(-1/2*z**2)/numpy.sqrt(numpy.pi) + (1/2)*scipy.special.erf((1/2)*numpy.sqrt(2)*z) + 1/2)**2
-
-
 def offdiag(K_aa, K_ab, K_bb, Theta_ab, C_b, C_W, lambda_b, lambda_W):
     """Outputs ('K_ab', 'Theta_ab'); generated, see the module docstring."""
     with numpy.errstate(divide='ignore', invalid='ignore', over='ignore'):
-        _E0_0 = _rt.gauss2_product(_fa_E0_0, _fb_E0_0, K_aa, K_ab, K_bb, (), ())
-        _E0_1 = _rt.gauss2_product(_fa_E0_1, _fb_E0_1, K_aa, K_ab, K_bb, (), ())
         _shape_row = numpy.broadcast_shapes(numpy.shape(K_aa))
         _shape_col = numpy.broadcast_shapes(numpy.shape(K_bb))
         _shape_entry = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(K_ab), numpy.shape(K_bb), numpy.shape(Theta_ab))
         _b0 = numpy.empty(_shape_entry)
-        numpy.multiply(_E0_0, C_W, out=_b0)
-        numpy.add(_b0, C_b, out=_b0)
-        _b1 = numpy.empty(_shape_entry)
-        numpy.multiply(_E0_0, lambda_W, out=_b1)
-        _b2 = numpy.empty(_shape_entry)
-        numpy.multiply(_E0_1, Theta_ab, out=_b2)
-        numpy.multiply(_b2, C_W, out=_b2)
-        numpy.add(_b1, _b2, out=_b2)
-        numpy.add(_b2, lambda_b, out=_b2)
-        return (_b0, _b2,)
+        numpy.multiply(K_ab, 0.25, out=_b0)
+        _s0 = (1/2)/numpy.pi
+        _b1 = numpy.empty(_shape_row)
+        numpy.add(K_aa, 1.0, out=_b1)
+        _b2 = numpy.empty(_shape_row)
+        numpy.sqrt(_b1, out=_b2)
+        numpy.divide(1.0, _b2, out=_b2)
+        _b3 = numpy.empty(_shape_col)
+        numpy.add(K_bb, 1.0, out=_b3)
+        _b4 = numpy.empty(_shape_col)
+        numpy.sqrt(_b3, out=_b4)
+        numpy.divide(1.0, _b4, out=_b4)
+        _b5 = numpy.empty(_shape_entry)
+        numpy.multiply(K_ab, _b2, out=_b5)
+        numpy.multiply(_b5, _b4, out=_b5)
+        _rt.asin_clip(_b5, out=_b5)
+        _b6 = numpy.empty(_shape_entry)
+        numpy.multiply(K_ab, _b5, out=_b6)
+        numpy.multiply(_b6, _s0, out=_b6)
+        _b7 = numpy.empty(_shape_entry)
+        numpy.square(K_ab, out=_b7)
+        _b8 = numpy.empty(_shape_entry)
+        numpy.multiply(K_aa, K_bb, out=_b8)
+        _b9 = numpy.empty(_shape_entry)
+        numpy.subtract(_b8, _b7, out=_b9)
+        numpy.add(_b9, K_aa, out=_b9)
+        numpy.add(_b9, K_bb, out=_b9)
+        numpy.add(_b9, 1.0, out=_b9)
+        _b10 = numpy.empty(_shape_entry)
+        numpy.sqrt(_b9, out=_b10)
+        numpy.divide(1.0, _b10, out=_b10)
+        _b11 = numpy.empty(_shape_entry)
+        numpy.multiply(_b7, _b10, out=_b11)
+        numpy.divide(_b11, _b3, out=_b11)
+        numpy.multiply(_b11, _s0, out=_b11)
+        numpy.subtract(_b8, _b7, out=_b7)
+        numpy.add(_b7, K_bb, out=_b7)
+        numpy.multiply(_b10, _b7, out=_b7)
+        numpy.multiply(_b7, K_aa, out=_b7)
+        numpy.divide(_b7, _b1, out=_b7)
+        numpy.multiply(_b7, _s0, out=_b7)
+        numpy.add(_b0, _b6, out=_b6)
+        numpy.add(_b6, _b11, out=_b6)
+        numpy.add(_b6, _b7, out=_b6)
+        numpy.multiply(_b6, C_W, out=_b7)
+        numpy.add(_b7, C_b, out=_b7)
+        numpy.multiply(_b6, lambda_W, out=_b6)
+        numpy.multiply(_b5, _s0, out=_b5)
+        numpy.power(_b9, -1.5, out=_b9)
+        numpy.multiply(K_ab, _b9, out=_b9)
+        numpy.multiply(_b9, _s0, out=_b9)
+        numpy.multiply(K_ab, _b10, out=_b11)
+        numpy.divide(_b11, _b1, out=_b11)
+        numpy.multiply(_b11, _s0, out=_b11)
+        numpy.multiply(K_ab, _b10, out=_b10)
+        numpy.divide(_b10, _b3, out=_b10)
+        numpy.multiply(_b10, _s0, out=_b10)
+        numpy.add(_b5, _b9, out=_b9)
+        numpy.add(_b9, _b11, out=_b9)
+        numpy.add(_b9, _b10, out=_b9)
+        numpy.add(_b9, 0.25, out=_b9)
+        numpy.multiply(Theta_ab, _b9, out=_b9)
+        numpy.multiply(_b9, C_W, out=_b9)
+        numpy.add(_b6, _b9, out=_b9)
+        numpy.add(_b9, lambda_b, out=_b9)
+        return (_b7, _b9,)
 
 
 offdiag_1d = offdiag
@@ -69,22 +93,64 @@ offdiag_1d = offdiag
 def diag(K_aa, Theta_aa, C_b, C_W, lambda_b, lambda_W):
     """Outputs ('K_aa', 'Theta_aa'); generated, see the module docstring."""
     with numpy.errstate(divide='ignore', invalid='ignore', over='ignore'):
-        _E1_0 = _rt.gauss1(_f_E1_0, K_aa, ())
-        _E1_1 = _rt.gauss1(_f_E1_1, K_aa, ())
         _shape_row = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(Theta_aa))
         _shape_col = ()
         _shape_entry = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(Theta_aa))
-        _b0 = numpy.empty(_shape_entry)
-        numpy.multiply(_E1_0, C_W, out=_b0)
-        numpy.add(_b0, C_b, out=_b0)
-        _b1 = numpy.empty(_shape_entry)
-        numpy.multiply(_E1_0, lambda_W, out=_b1)
-        _b2 = numpy.empty(_shape_entry)
-        numpy.multiply(_E1_1, Theta_aa, out=_b2)
-        numpy.multiply(_b2, C_W, out=_b2)
-        numpy.add(_b1, _b2, out=_b2)
-        numpy.add(_b2, lambda_b, out=_b2)
-        return (_b0, _b2,)
+        _b0 = numpy.empty(_shape_row)
+        numpy.multiply(K_aa, 0.25, out=_b0)
+        _s0 = (1/2)/numpy.pi
+        _b1 = numpy.empty(_shape_row)
+        numpy.add(K_aa, 1.0, out=_b1)
+        _b2 = numpy.empty(_shape_row)
+        numpy.divide(K_aa, _b1, out=_b2)
+        numpy.arcsin(_b2, out=_b2)
+        _b3 = numpy.empty(_shape_row)
+        numpy.multiply(K_aa, _b2, out=_b3)
+        numpy.multiply(_b3, _s0, out=_b3)
+        _s1 = numpy.pi**(-1.0)
+        _b4 = numpy.empty(_shape_row)
+        numpy.square(K_aa, out=_b4)
+        _b5 = numpy.empty(_shape_row)
+        numpy.multiply(K_aa, 2.0, out=_b5)
+        numpy.add(_b5, 1.0, out=_b5)
+        _b6 = numpy.empty(_shape_row)
+        numpy.sqrt(_b5, out=_b6)
+        numpy.divide(1.0, _b6, out=_b6)
+        numpy.divide(_b4, _b1, out=_b4)
+        numpy.multiply(_b4, _b6, out=_b4)
+        numpy.multiply(_b4, _s1, out=_b4)
+        numpy.add(_b0, _b3, out=_b3)
+        numpy.add(_b3, _b4, out=_b3)
+        numpy.multiply(_b3, C_W, out=_b4)
+        numpy.add(_b4, C_b, out=_b4)
+        numpy.multiply(_b3, lambda_W, out=_b3)
+        _s2 = C_W/numpy.pi
+        numpy.power(_b5, -2.0, out=_b0)
+        numpy.power(_b5, 1.5, out=_b6)
+        numpy.multiply(K_aa, _b6, out=_b6)
+        _b7 = numpy.empty(_shape_row)
+        numpy.sqrt(_b5, out=_b7)
+        numpy.multiply(K_aa, _b7, out=_b7)
+        numpy.multiply(_b7, _b1, out=_b7)
+        numpy.multiply(_b7, 0.5, out=_b7)
+        numpy.square(_b5, out=_b5)
+        _b8 = numpy.empty(_shape_row)
+        numpy.multiply(_b5, _b1, out=_b8)
+        numpy.multiply(_b8, _b2, out=_b8)
+        numpy.multiply(_b8, 0.5, out=_b8)
+        _s3 = (1/4)*numpy.pi
+        numpy.multiply(_b5, _b1, out=_b5)
+        numpy.multiply(_b5, _s3, out=_b5)
+        numpy.add(_b6, _b7, out=_b7)
+        numpy.add(_b7, _b8, out=_b7)
+        numpy.add(_b7, _b5, out=_b7)
+        numpy.divide(Theta_aa, _b1, out=_b1)
+        numpy.multiply(_b1, _b0, out=_b1)
+        numpy.multiply(_b1, _b7, out=_b1)
+        numpy.multiply(_b1, _s2, out=_b1)
+        numpy.add(_b3, _b1, out=_b1)
+        numpy.add(_b1, lambda_b, out=_b1)
+        return (_b4, _b1,)
 
 
 diag_1d = diag

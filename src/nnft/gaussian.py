@@ -13,7 +13,8 @@ recognises a class of functions from the expression itself:
   (polynomials, exp, sin, cos, sinh, cosh, Gaussian bumps such as erf′): completing the square,
   ``⟨p(z) e^{−½ zᵀAz + aᵀz}⟩_K = det(1 + KA)^{−1/2} e^{½ aᵀK′a} ⟨p(y)⟩_{N(K′a, K′)}``, ``K′ = (1 + KA)^{−1}K``,
   and the remaining polynomial moment by Isserlis' theorem.
-* :class:`ErfRule` — ``d + Σ c_i erf(b_i z)``: ``⟨erf(b z_a) erf(b′ z_b)⟩ = (2/π) arcsin(2bb′K_ab /
+* :class:`ErfRule` — sums of ``c z^m e^{q z²} erf(b z)`` (erf, GELU, erf′): Stein's lemma and completing the
+  square reduce them to ``⟨erf(b z_a) erf(b′ z_b)⟩ = (2/π) arcsin(2bb′K_ab /
   √((1 + 2b²K_aa)(1 + 2b′²K_bb)))`` (Williams, NIPS 1996).
 
 Everything else stays an :class:`Expectation` node, which prints to LaTeX as ⟨…⟩_K and to code as a
@@ -338,39 +339,93 @@ def _realify(expr: sp.Expr) -> sp.Expr:
 
 @dataclass(frozen=True)
 class _Erf:
-    const: sp.Expr
-    terms: tuple[tuple[sp.Expr, sp.Expr], ...]  # (c, b): c erf(b z)
+    terms: tuple[tuple[sp.Expr, int, sp.Expr, sp.Expr | None], ...]  # (c, m, q, b): c z^m e^{q z²} erf(b z)
 
 
 class ErfRule(Rule):
-    """``d + Σ c_i erf(b_i z)``: the arcsine kernel (Williams 1996)."""
+    """Sums of ``c z^m exp(q z²) erf(b z)^k`` (k ∈ {0, 1}, q ≤ 0) with at least one erf: erf, GELU, erf′ …
+
+    Reduced to the arcsine kernel (Williams 1996) ``⟨erf(α y_a) erf(β y_b)⟩ = (2/π) arcsin(2αβK_ab /
+    √((1 + 2α²K_aa)(1 + 2β²K_bb)))`` by two exact steps applied recursively: a Gaussian factor
+    ``e^{q_a y_a² + q_b y_b²}`` is absorbed by completing the square (``K → (1 + KA)^{−1}K``, weight
+    ``det(1 + KA)^{−1/2}``, ``A = diag(−2q_a, −2q_b)``), and a polynomial factor is lowered by Stein's lemma
+    ``⟨y_i F⟩ = Σ_j K_ij ⟨∂_j F⟩``, where ``∂ erf(αy) = (2α/√π) e^{−α²y²}`` feeds back into the first step.
+    All means stay zero, so ⟨erf⟩ = 0 and ⟨1⟩ = 1 end the recursion.
+    """
 
     name = "arcsine"
 
     def match(self, f):
-        f = sp.expand(unsafe(f))
-        const, terms = sp.S.Zero, []
-        for term in sp.Add.make_args(f):
-            if not term.has(z):
-                const += term
-                continue
-            c, rest = term.as_independent(z, as_Add=False)
-            if not isinstance(rest, sp.erf):
-                return None
-            b = sp.simplify(rest.args[0] / z)
-            if b.has(z) or b == 0:
-                return None
-            terms.append((c, b))
-        if not terms:
+        f = unsafe(f)
+        if f.has(sp.Piecewise, sp.Heaviside, sp.Abs, sp.sign, sp.Max, sp.Min, sp.tanh, sp.log, sp.sin, sp.cos):
             return None
-        return _Erf(const, tuple(terms))
+        g = sp.powsimp(sp.expand(f), combine="exp")
+        terms = []
+        for term in sp.Add.make_args(g):
+            c, m, q, b = sp.S.One, 0, sp.S.Zero, None
+            for fac in sp.Mul.make_args(term):
+                if not fac.has(z):
+                    c *= fac
+                elif fac == z:
+                    m += 1
+                elif fac.is_Pow and fac.base == z and fac.exp.is_Integer and fac.exp > 0:
+                    m += int(fac.exp)
+                elif isinstance(fac, sp.exp):
+                    poly = sp.Poly(sp.expand(fac.args[0]), z)
+                    if poly.degree() > 2 or poly.coeff_monomial(z) != 0:
+                        return None
+                    q += poly.coeff_monomial(z**2)
+                    c *= sp.exp(poly.coeff_monomial(1))
+                elif isinstance(fac, sp.erf) and b is None:
+                    b = sp.simplify(fac.args[0] / z)
+                    if b.has(z) or b == 0:
+                        return None
+                else:
+                    return None
+            if not (q.is_real and (q <= 0) == sp.true):
+                return None
+            terms.append((c, m, q, b))
+        if not any(t[3] is not None for t in terms):
+            return None
+        return _Erf(tuple(terms))
 
-    def pair(self, da: _Erf, db: _Erf) -> sp.Expr:
-        total = da.const * db.const
-        for (c1, b1), (c2, b2) in itertools.product(da.terms, db.terms):
-            arg = 2 * b1 * b2 * Kab / sp.sqrt((1 + 2 * b1**2 * Kaa) * (1 + 2 * b2**2 * Kbb))
-            total += c1 * c2 * 2 / sp.pi * SafeAsin(arg)
+    def pair(self, da: _Erf, db: _Erf, cov=None) -> sp.Expr:
+        K = sp.Matrix([[Kaa, Kab], [Kab, Kbb]]) if cov is None else cov
+        total = sp.S.Zero
+        for (c1, m1, q1, b1), (c2, m2, q2, b2) in itertools.product(da.terms, db.terms):
+            total += c1 * c2 * _erf_moment(m1, m2, q1, q2, b1, b2, sp.ImmutableMatrix(K))
         return total
+
+
+@lru_cache(maxsize=4096)
+def _erf_moment(ma: int, mb: int, qa, qb, ea, eb, K: sp.ImmutableMatrix) -> sp.Expr:
+    """``⟨y_a^ma y_b^mb e^{q_a y_a² + q_b y_b²} erf(e_a y_a) erf(e_b y_b)⟩`` over N(0, K) (erf factor absent if None)."""
+    if qa != 0 or qb != 0:
+        A = sp.diag(-2 * qa, -2 * qb)
+        M = sp.eye(2) + K * A
+        det = sp.factor(sp.expand(M.det()))
+        Kp = sp.ImmutableMatrix((M.inv() * K).applyfunc(lambda e: sp.factor(sp.cancel(e))))
+        return _erf_moment(ma, mb, sp.S.Zero, sp.S.Zero, ea, eb, Kp) / sp.sqrt(det)
+    if ma == 0 and mb > 0:  # lower the polynomial in y_b: swap roles
+        Ks = sp.ImmutableMatrix([[K[1, 1], K[0, 1]], [K[0, 1], K[0, 0]]])
+        return _erf_moment(mb, 0, qb, qa, eb, ea, Ks)
+    if ma > 0:
+        out = sp.S.Zero
+        if ma >= 2:
+            out += K[0, 0] * (ma - 1) * _erf_moment(ma - 2, mb, 0, 0, ea, eb, K)
+        if ea is not None:
+            out += K[0, 0] * 2 * ea / sp.sqrt(sp.pi) * _erf_moment(ma - 1, mb, -ea**2, 0, None, eb, K)
+        if mb >= 1:
+            out += K[0, 1] * mb * _erf_moment(ma - 1, mb - 1, 0, 0, ea, eb, K)
+        if eb is not None:
+            out += K[0, 1] * 2 * eb / sp.sqrt(sp.pi) * _erf_moment(ma - 1, mb, 0, -eb**2, ea, None, K)
+        return out
+    if ea is not None and eb is not None:
+        arg = 2 * ea * eb * K[0, 1] / sp.sqrt((1 + 2 * ea**2 * K[0, 0]) * (1 + 2 * eb**2 * K[1, 1]))
+        return 2 / sp.pi * SafeAsin(arg)
+    if ea is not None or eb is not None:
+        return sp.S.Zero
+    return sp.S.One
 
 
 RULES: tuple[Rule, ...] = (HomogeneousRule(), ErfRule(), PolyGaussExpRule())
@@ -429,7 +484,7 @@ def expect_single(f: sp.Expr, g: sp.Expr | None = None) -> sp.Expr:
         da, db = _match(rule, f), _match(rule, g)
         if da is None or db is None:
             continue
-        if isinstance(rule, PolyGaussExpRule):
+        if isinstance(rule, PolyGaussExpRule | ErfRule):
             out = rule.pair(da, db, cov=sp.Matrix([[Kaa, Kaa], [Kaa, Kaa]]))
         else:
             out = rule.pair(da, db).subs({Kab: Kaa, Kbb: Kaa})

@@ -315,13 +315,21 @@ def _probes(fa, fb, f2, ka, kb, sa_max: float, sb_max: float) -> list[tuple[Func
     """1-D sections of the integrand whose convergence decides the panel-width cap."""
     if f2 is None:
         return [(fa, sa_max, ka), (fb, sb_max, kb)]
-    r = sb_max / sa_max if sa_max > 0 else 0.0
-    return [
+    probes = [
         (lambda z: f2(z, np.zeros_like(z)), sa_max, ka),
         (lambda z: f2(np.zeros_like(z), z), sb_max, kb),
-        (lambda z: f2(z, r * z), sa_max, tuple(sorted(set(ka) | {k / r for k in kb if r > 0}))),
-        (lambda z: f2(z, -r * z), sa_max, tuple(sorted(set(ka) | {-k / r for k in kb if r > 0}))),
     ]
+    if sa_max >= sb_max > 0:  # sections z_b = ±r z_a, parametrised by the wider variable
+        r = sb_max / sa_max
+        for sg in (1.0, -1.0):
+            kk = tuple(sorted(set(ka) | {sg * k / r for k in kb}))
+            probes.append((lambda z, sg=sg: f2(z, sg * r * z), sa_max, kk))
+    elif sb_max > sa_max > 0:
+        r = sa_max / sb_max
+        for sg in (1.0, -1.0):
+            kk = tuple(sorted(set(kb) | {sg * k / r for k in ka}))
+            probes.append((lambda z, sg=sg: f2(sg * r * z, z), sb_max, kk))
+    return probes
 
 
 def _gauss2(
