@@ -399,7 +399,7 @@ class ErfRule(Rule):
 
 @lru_cache(maxsize=4096)
 def _erf_moment(ma: int, mb: int, qa, qb, ea, eb, K: sp.ImmutableMatrix) -> sp.Expr:
-    """``⟨y_a^ma y_b^mb e^{q_a y_a² + q_b y_b²} erf(e_a y_a) erf(e_b y_b)⟩`` over N(0, K) (erf factor absent if None)."""
+    """``⟨y_a^ma y_b^mb e^{q_a y_a² + q_b y_b²} erf(e_a y_a) erf(e_b y_b)⟩`` over N(0, K); an erf is absent if None."""
     if qa != 0 or qb != 0:
         A = sp.diag(-2 * qa, -2 * qb)
         M = sp.eye(2) + K * A
