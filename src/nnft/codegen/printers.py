@@ -134,6 +134,8 @@ class NnftLatexPrinter(LatexPrinter):
             "Theta_ab": r"\Theta_{\alpha\beta}",
             "Theta_bb": r"\Theta_{\beta\beta}",
             "z_a": r"z_{\alpha}",
+            "rho_ab": r"\rho_{\alpha\beta}",
+            "theta_ab": r"\theta_{\alpha\beta}",
             "z_b": r"z_{\beta}",
             "C_b": r"C_b",
             "C_W": r"C_W",

@@ -18,7 +18,8 @@ import sympy as sp
 from nnft.activations import Activation
 from nnft.codegen.module import FunctionSpec, compile_module
 from nnft.codegen.printers import latex as nnft_latex
-from nnft.gaussian import is_closed
+from nnft.functions import SafeAcos, SafeSqrt, corr
+from nnft.gaussian import Kaa, Kab, Kbb, is_closed
 
 #: Layer parameters as symbols (per layer; the numeric driver passes the values of layer ℓ + 1).
 C_b, C_W = sp.symbols("C_b C_W", nonnegative=True)
@@ -56,14 +57,27 @@ class OneLayerMap:
         return all(is_closed(e) for e in (*self.offdiag.values(), *self.diag.values()))
 
     def latex(self) -> str:
-        """The map as a LaTeX ``aligned`` block: definition, then closed form (or ⟨…⟩ for quadrature)."""
+        """The map as a LaTeX ``aligned`` block: definition, then closed form (or ⟨…⟩ for quadrature).
+
+        The correlation ``ρ_αβ = K_αβ/√(K_αα K_ββ)`` and the angle ``θ_αβ = arccos ρ_αβ`` are named, so the
+        arc-cosine kernels read as in the papers.
+        """
+        rho, theta = sp.Symbol("rho_ab"), sp.Symbol("theta_ab")
+        c = corr(Kab, Kaa, Kbb)
         rows = []
+        named = False
         for eq in self.equations:
+            expr = eq.closed.xreplace({SafeAcos(c): theta, SafeAcos(-c): sp.pi - theta})
+            expr = expr.xreplace({c: rho, SafeSqrt(1 - c**2): sp.sin(theta)})
+            named |= expr.has(rho) or expr.has(theta)
             rows.append(rf"{eq.lhs} &= {eq.definition} \\")
-            rows.append(rf" &= {nnft_latex(eq.closed)} \\")
+            rows.append(rf" &= {nnft_latex(expr)} \\")
         body = "\n".join(rows).rstrip("\\ \n")
         where = (r"\text{with } K \equiv K^{(\ell)},\ \Theta \equiv \Theta^{(\ell)},\ "
                  r"C \equiv C^{(\ell+1)},\ \lambda \equiv \lambda^{(\ell+1)}")
+        if named:
+            where += (r",\ \rho_{\alpha\beta} = \frac{K_{\alpha\beta}}{\sqrt{K_{\alpha\alpha} K_{\beta\beta}}},\ "
+                      r"\theta_{\alpha\beta} = \arccos \rho_{\alpha\beta}")
         return "\\begin{aligned}\n" + body + r" \\" + "\n" + rf"&{where}" + "\n\\end{aligned}"
 
     def _repr_latex_(self) -> str:
