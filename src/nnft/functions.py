@@ -95,6 +95,10 @@ class Corr(_RuntimeFunction):
         kab, den = self.args
         return (kab / unsafe(den)).evalf(prec)
 
+    def fdiff(self, argindex=1):
+        kab, den = self.args
+        return 1 / den if argindex == 1 else -kab / den**2
+
     def _latex(self, printer, exp=None) -> str:
         kab, den = (printer._print(a) for a in self.args)
         base = rf"\frac{{{kab}}}{{{den}}}"
@@ -130,7 +134,7 @@ class SafeAcos(_RuntimeFunction):
         return super()._numpycode(printer)
 
     def fdiff(self, argindex=1):
-        return -1 / sp.sqrt(1 - self.args[0] ** 2)
+        return -1 / SafeSqrt(1 - self.args[0] ** 2)
 
     def _eval_rewrite_as_acos(self, x, **kwargs):
         return sp.acos(x)
@@ -151,7 +155,7 @@ class SafeAsin(_RuntimeFunction):
     latex_name = "arcsin"
 
     def fdiff(self, argindex=1):
-        return 1 / sp.sqrt(1 - self.args[0] ** 2)
+        return 1 / SafeSqrt(1 - self.args[0] ** 2)
 
     def _eval_rewrite_as_asin(self, x, **kwargs):
         return sp.asin(x)
