@@ -1,0 +1,111 @@
+"""Per-network features of a sampled batch and their sums over one group of networks.
+
+Each network contributes neuron averages (``a = zᵀz/m``, ``b = Σ_i z_i⊗z_i⊗z_i⊗z_i/m``, their products,
+distinct-neuron moment features for the six-point function, and the NTK counterparts ``t``, ``tt``,
+``tsame``, ``toff``). :func:`_run_group` draws the networks of one group from its own seeded stream and
+sums every feature sequentially in network order, so the sums do not depend on the batch size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from nnft.cumulants import distinct_sum, falling_factorial
+from nnft.numeric.mc_activations import _functions
+from nnft.numeric.mc_plan import _Plan
+from nnft.numeric.mc_sampling import _forward
+from nnft.numeric.mc_sixpoint import _SIX_KEYS, _mono_name, _six_monomials
+
+
+def _layer_features(plan: _Plan, z: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-network statistics of one layer: neuron averages and their products, each (B, …)."""
+    B, m, P = z.shape
+    out: dict[str, np.ndarray] = {}
+    a = np.matmul(np.swapaxes(z, 1, 2), z) / m  # (B, P, P)
+    out["a"] = a
+    if "four_point" in plan.stats:
+        z2 = (z[:, :, :, None] * z[:, :, None, :]).reshape(B, m, P * P)
+        out["b"] = (np.matmul(np.swapaxes(z2, 1, 2), z2) / m).reshape(B, P, P, P, P)
+        af = a.reshape(B, P * P)
+        out["aa"] = (af[:, :, None] * af[:, None, :]).reshape(B, P, P, P, P)
+    if "six_point" in plan.stats:
+        za = z[:, :, plan.six_input]
+        z2 = za * za
+        psum = {2: z2.sum(axis=1), 4: (z2 * z2).sum(axis=1), 6: (z2 * z2 * z2).sum(axis=1)}
+        feats: dict[tuple[int, ...], np.ndarray] = {}
+        for key in _SIX_KEYS:
+            r = len(key)
+            if m < r:
+                feats[key] = np.full(B, np.nan)
+                continue
+            feats[key] = distinct_sum(lambda blk, key=key: psum[sum(key[j] for j in blk)], r) / falling_factorial(m, r)
+        for mono in _six_monomials():
+            prod = feats[mono[0]]
+            for key in mono[1:]:
+                prod = prod * feats[key]
+            out["six:" + _mono_name(mono)] = prod
+    return out
+
+
+def _ntk_features(theta: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-network NTK statistics from Θ̂ (B, m, m, P, P): diagonal mean, its square, same- and off-diagonal."""
+    B, m, _, P, _ = theta.shape
+    diag = theta[:, np.arange(m), np.arange(m)]  # (B, m, P, P)
+    t = diag.mean(axis=1)
+    tf = t.reshape(B, P * P)
+    df = diag.reshape(B, m, P * P)
+    out = {
+        "t": t,
+        "tt": (tf[:, :, None] * tf[:, None, :]).reshape(B, P, P, P, P),
+        "tsame": (np.matmul(np.swapaxes(df, 1, 2), df) / m).reshape(B, P, P, P, P),
+    }
+    if m >= 2:
+        full = theta.reshape(B, m * m, P * P)
+        allsq = np.matmul(np.swapaxes(full, 1, 2), full)  # Σ_{ij} Θ_ij ⊗ Θ_ij
+        diagsq = np.matmul(np.swapaxes(df, 1, 2), df)
+        out["toff"] = ((allsq - diagsq) / (m * (m - 1))).reshape(B, P, P, P, P)
+    return out
+
+
+def _batch_features(plan: _Plan, eps: np.ndarray, sigma, dsigma) -> dict[str, np.ndarray]:
+    """Every per-network feature of one batch, keyed ``"ℓ:name"`` (NTK features ``"L:ntk:name"``)."""
+    zs, theta = _forward(plan, eps, sigma, dsigma)
+    feats: dict[str, np.ndarray] = {}
+    for ell in plan.layers:
+        for k, v in _layer_features(plan, zs[ell]).items():
+            feats[f"{ell}:{k}"] = v
+    if theta is not None:
+        for k, v in _ntk_features(theta).items():
+            feats[f"{plan.depth}:ntk:{k}"] = v
+    return feats
+
+
+def _run_group(plan: _Plan, g: int, progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+    """Sums over the networks of group g of every per-network feature, folded sequentially in network order.
+
+    Also returns ``"N"``. The normals of group g come from ``SeedSequence(seed).spawn(groups)[g]``,
+    consumed network by network, so any batch size gives the same numbers and the same sums.
+    """
+    sigma, dsigma, _ = _functions(plan.activation)
+    child = np.random.SeedSequence(plan.seed).spawn(plan.groups)[g]
+    rng = np.random.Generator(np.random.PCG64(child))
+    size = plan.group_sizes[g]
+    per = plan.draws_per_network
+    acc: dict[str, np.ndarray] | None = None
+    done = 0
+    while done < size:
+        B = min(plan.batch_size, size - done)
+        eps = rng.standard_normal((B, per))
+        feats = _batch_features(plan, eps, sigma, dsigma)
+        if acc is None:
+            acc = {k: np.cumsum(v, axis=0)[-1] for k, v in feats.items()}
+        else:
+            acc = {k: np.cumsum(np.concatenate([acc[k][None], v]), axis=0)[-1] for k, v in feats.items()}
+        done += B
+        if progress is not None:
+            progress(B)
+    acc = dict(acc or {})
+    acc["N"] = np.float64(size)
+    return acc
