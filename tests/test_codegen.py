@@ -227,3 +227,19 @@ def test_buffered_numpy_reuses_buffers():
     src = module_source(one_layer_map("ntk", nnft.activation("relu")).function_specs()[:1], "numpy")
     assert src.count("numpy.empty(_shape_entry)") <= 5
     assert src.count(", out=") >= 15
+
+
+def test_numba_runtime_arccos_arcsin_are_accurate():
+    """The vectorisable polynomial arccos/arcsin of the numba runtime agree with 30-digit values to 1e-15."""
+    import mpmath as mp
+
+    from nnft.runtime_numba import acos_clip_s, asin_clip_s
+
+    mp.mp.dps = 30
+    xs = np.concatenate([np.linspace(-1, 1, 401), 1 - np.logspace(-16, -1, 30), -1 + np.logspace(-16, -1, 30),
+                         [0.5, -0.5, 0.5 + 1e-16, 1e-300]])
+    for x in xs:
+        ra, rs = float(mp.acos(mp.mpf(x))), float(mp.asin(mp.mpf(x)))
+        assert abs(acos_clip_s(x) - ra) <= 1e-15 * max(abs(ra), 1e-300) + 1e-300, x
+        assert abs(asin_clip_s(x) - rs) <= 1e-15 * abs(rs) + 1e-300, x
+    assert acos_clip_s(1.0 + 1e-15) == 0.0 and asin_clip_s(-1.0 - 1e-15) == -np.pi / 2

@@ -76,7 +76,7 @@ class Activation:
         d = d.replace(sp.DiracDelta, lambda *a: sp.S.Zero)
         return sp.piecewise_fold(d)
 
-    @property
+    @cached_property
     def has_distributional_derivative(self) -> bool:
         """True when σ jumps, so σ' contains a Dirac delta (step, sign): the NTK is then undefined."""
         d = sp.diff(unsafe(self.expr), z)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -64,18 +65,28 @@ class Kernels:
                 f"<th>mean K<sub>αα</sub></th><th>mean K<sub>αβ</sub></th>{th}</tr>{rows}</table>")
 
 
+_MAPS: dict[tuple[str, bool, str], tuple] = {}
+
+
+def _compiled_map(act, ntk: bool, backend: str):
+    """(map, generated module, closed?) for an activation, memoised per process."""
+    key = (act.key(), ntk, backend)
+    if key not in _MAPS:
+        from nnft.recursions import one_layer_map
+
+        m = one_layer_map("ntk" if ntk else "nngp", act)
+        _MAPS[key] = (m, m.compile(backend), m.closed)
+    return _MAPS[key]
+
+
 class _Plan:
     """Everything a tile needs: the generated module, per-layer parameters and diagonals."""
 
     def __init__(self, net: MLP, x: np.ndarray, ntk: bool, backend: str) -> None:
-        from nnft.recursions import one_layer_map
-
         self.net = net
         self.ntk = ntk
         self.backend = backend
-        self.map = one_layer_map("ntk" if ntk else "nngp", net.activation)
-        self.mod = self.map.compile(backend)
-        self.closed = self.map.closed
+        self.map, self.mod, self.closed = _compiled_map(net.activation, ntk, backend)
         self.x = x
         self.n0 = x.shape[1]
         layers = net.layers
@@ -86,15 +97,13 @@ class _Plan:
         self.dK, self.dT = self._diagonals()
 
     def _gram_diag(self) -> np.ndarray:
-        """diag(x xᵀ)/n_0 from BLAS, identical for identical rows (see :meth:`_duplicates`)."""
-        x = self.x
-        P = x.shape[0]
-        out = np.empty(P)
-        step = 512
-        for s in range(0, P, step):
-            blk = x[s:s + step]
-            out[s:s + step] = np.diag(blk @ blk.T)
-        out /= self.n0
+        """diag(x xᵀ)/n_0, identical for inputs identical up to sign (see :meth:`_duplicates`).
+
+        Tiles compute their own Gram entries with BLAS; on the diagonal those may differ from this value
+        by an ulp, which is harmless: every diagonal entry is overwritten with the exact per-layer
+        diagonal at the end, and an entry's recursion feeds only itself.
+        """
+        out = np.einsum("ij,ij->i", self.x, self.x) / self.n0
         if self.canon is not None:
             out = out[self.canon]
         return out
@@ -118,6 +127,10 @@ class _Plan:
         first = np.where(nz.any(axis=1), nz.argmax(axis=1), 0)
         sign = np.where(x[np.arange(x.shape[0]), first] < 0, -1.0, 1.0)
         keys = x * sign[:, None]
+        # fast exit: identical rows have identical projections, so distinct projections mean no duplicates
+        proj = keys @ np.random.default_rng(0).standard_normal(x.shape[1])
+        if np.unique(proj).size == x.shape[0]:
+            return None
         _, idx, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
         canon = idx[inverse.ravel()]
         if np.all(canon == np.arange(x.shape[0])):
@@ -225,9 +238,15 @@ def _check_finite(arr: np.ndarray, what: str) -> None:
         )
 
 
+@lru_cache(maxsize=8)
+def _lower_mask(n: int) -> np.ndarray:
+    return np.tri(n, n, -1, dtype=bool)
+
+
 def _sym(a: np.ndarray) -> np.ndarray:
-    up = np.triu(a)
-    return up + np.swapaxes(np.triu(a, 1), -1, -2)
+    """Make the last two axes of a square tile exactly symmetric from its upper triangle (in place)."""
+    np.copyto(a, np.swapaxes(a, -1, -2), where=_lower_mask(a.shape[-1]))
+    return a
 
 
 def _tiles(P: int, tile: int) -> list[tuple[slice, slice]]:
@@ -235,8 +254,11 @@ def _tiles(P: int, tile: int) -> list[tuple[slice, slice]]:
     return [(slice(i, min(i + tile, P)), slice(j, min(j + tile, P))) for i in starts for j in starts if j >= i]
 
 
-def _compute(plan: _Plan, keep_all: bool, tile: int = DEFAULT_TILE, threads: int | None = None):
+def _compute(plan: _Plan, keep_all: bool, tile: int | None = None, threads: int | None = None):
     P = plan.x.shape[0]
+    if tile is None:
+        # about 8 tiles per core for small P (so all cores work), 256 (cache-resident) for large P
+        tile = int(min(DEFAULT_TILE, max(64, P // 4)))
     shape = (plan.L, P, P) if keep_all else (P, P)
     K = np.empty(shape)
     T = np.empty(shape) if plan.ntk else None
@@ -262,12 +284,13 @@ def _compute(plan: _Plan, keep_all: bool, tile: int = DEFAULT_TILE, threads: int
 
     tiles = _tiles(P, tile)
     n = threads or n_cores()
-    if plan.backend == "numba" or n == 1 or len(tiles) == 1:
-        for rc in tiles:
-            work(rc)
-    else:
-        with blas_threads(1), ThreadPoolExecutor(max_workers=n) as ex:
-            list(ex.map(work, tiles))
+    with blas_threads(1):  # BLAS only forms small Gram tiles here; our threads share the cores
+        if plan.backend == "numba" or n == 1 or len(tiles) == 1:
+            for rc in tiles:
+                work(rc)
+        else:
+            with ThreadPoolExecutor(max_workers=n) as ex:
+                list(ex.map(work, tiles))
     plan.diag_fix(K, "K", None)
     if T is not None:
         plan.diag_fix(T, "T", None)
@@ -277,7 +300,7 @@ def _compute(plan: _Plan, keep_all: bool, tile: int = DEFAULT_TILE, threads: int
     return K, T
 
 
-def layer_kernels(net: MLP, x, *, ntk: bool = True, backend: str = "numpy", tile: int = DEFAULT_TILE) -> Kernels:
+def layer_kernels(net: MLP, x, *, ntk: bool = True, backend: str = "numpy", tile: int | None = None) -> Kernels:
     """K^{(ℓ)} (and Θ^{(ℓ)}) for every layer ℓ = 1..L, arrays (L, P, P)."""
     x = validate_inputs(x)
     plan = _Plan(net, x, ntk, backend)
@@ -286,7 +309,7 @@ def layer_kernels(net: MLP, x, *, ntk: bool = True, backend: str = "numpy", tile
 
 
 def output_kernel(net: MLP, x, *, which: str, chunks: int | None = None, backend: str = "numpy",
-                  tile: int = DEFAULT_TILE):
+                  tile: int | None = None):
     """The output-layer NNGP (``which="nngp"``) or NTK (``"ntk"``) kernel; a Dask array if ``chunks``."""
     if which not in ("nngp", "ntk"):
         raise ValueError(f"which must be 'nngp' or 'ntk', got {which!r}")

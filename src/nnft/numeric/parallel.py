@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from functools import lru_cache
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 
 def n_cores() -> int:
@@ -21,10 +22,16 @@ def n_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+@lru_cache(maxsize=1)
+def _controller() -> ThreadpoolController:
+    # inspecting the loaded libraries costs milliseconds: do it once per process
+    return ThreadpoolController()
+
+
 @contextmanager
 def blas_threads(n: int):
     """Limit BLAS to ``n`` threads inside the ``with`` block (restored afterwards)."""
-    with threadpool_limits(limits=n, user_api="blas"):
+    with _controller().limit(limits=n, user_api="blas"):
         yield
 
 

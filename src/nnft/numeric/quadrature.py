@@ -102,9 +102,9 @@ def _gh(n: int) -> tuple[Array, Array]:
 
 
 def _levels(h: Array | float) -> Array:
-    """Number J of graded points per side so that h·2^(J−1) reaches about L/2."""
+    """Number J of graded points per side, so that the outermost one, h·2^(J−1), reaches 2L/3."""
     h = np.asarray(h, dtype=np.float64)
-    return np.maximum(1, np.ceil(np.log2(_L / h))).astype(np.int64)
+    return np.maximum(1, np.ceil(np.log2(2.0 * _L / (3.0 * h))) + 1).astype(np.int64)
 
 
 _J0 = int(_levels(_H0))
@@ -213,7 +213,7 @@ def _blocks(n_entries: int, per_entry: int):
 
 #: Panel-width caps (in units of z) tried in turn when a probe shows the graded rule has not converged.
 _CAPS: tuple[float | None, ...] = (None, 8.0, 4.0, 2.0, 1.0)
-_PROBE_TOL = 1e-11
+_PROBE_TOL = 1e-10
 
 
 def _rule1(s: Array, kinks: tuple[float, ...], n: int, J: int, W: float | None) -> tuple[Array, Array]:
