@@ -295,3 +295,31 @@ def test_exact_opposites_and_near_parallel_pairs_are_accurate(rng):
         # the angle of a pair at 1e-6 is known to eps/θ² ≈ 1e-4 relative from float64 data: Θ to ~1e-10
         np.testing.assert_allclose(T, Tx, rtol=1e-9)
         assert abs(T[6, 11] / Tx[6, 11] - 1) < 1e-14
+
+
+def test_last_layer_only_in_one_pass(rng):
+    """kernels(x, layers='last') gives the output K and Θ of the all-layer call, as (1, P, P) arrays."""
+    x = rng.standard_normal((20, 3))
+    net = nnft.MLP("erf", depth=5, C_b=0.1, C_W=1.4)
+    last = net.kernels(x, layers="last")
+    full = net.kernels(x)
+    assert last.K.shape == (1, 20, 20) and last.layers == (5,)
+    np.testing.assert_allclose(last.nngp, full.nngp, rtol=1e-14)
+    np.testing.assert_allclose(last.ntk, full.ntk, rtol=1e-14)
+    k3, t3 = full.layer(3)
+    np.testing.assert_array_equal(k3, full.K[2])
+    with pytest.raises(ValueError, match="was not kept"):
+        last.layer(3)
+    with pytest.raises(ValueError, match="'all' or 'last'"):
+        net.kernels(x, layers="some")
+
+
+def test_dask_graph_computes_only_the_upper_triangle(rng):
+    """The lazy kernel has one tile task per upper block; lower blocks are transposes (half the work)."""
+    x = rng.standard_normal((40, 3))
+    Kd = nnft.MLP("relu", depth=3, C_W=2.0).nngp(x, chunks=10)
+    tasks = dict(Kd.__dask_graph__())
+    tiles = [v for v in tasks.values() if isinstance(v, tuple) and getattr(v[0], "__name__", "") == "_dask_block"]
+    assert len(tiles) == 4 * 5 // 2
+    K = Kd.compute()
+    np.testing.assert_array_equal(K, K.T)

@@ -99,7 +99,7 @@ def _cmd_kernels(args: argparse.Namespace) -> int:
         if args.out is None:
             raise SystemExit("nnft: error: --chunks streams the kernel to disk: give --out K.npy or K.zarr")
     else:
-        kern = net.kernels(x, ntk=want_ntk, backend=args.backend)
+        kern = net.kernels(x, ntk=want_ntk, layers="last", backend=args.backend)
         K = kern.nngp
         T = kern.ntk if want_ntk else None
     if args.out:

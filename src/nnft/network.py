@@ -151,14 +151,16 @@ class MLP:
         )
 
     # ------------------------------------------------------------------ kernels
-    def kernels(self, x, *, ntk: bool = True, backend: str = "numpy"):
+    def kernels(self, x, *, ntk: bool = True, layers: str = "all", backend: str = "numpy"):
         """K^{(ℓ)} (and Θ^{(ℓ)}) of every layer ℓ = 1..L for inputs ``x`` of shape (P, n_0).
 
-        Returns a :class:`nnft.numeric.kernels.Kernels` with arrays ``K`` and ``Theta`` of shape (L, P, P).
+        Returns a :class:`nnft.numeric.kernels.Kernels` with arrays ``K`` and ``Theta`` of shape (L, P, P);
+        ``layers="last"`` keeps only the output layer ((1, P, P)): both output kernels in one pass, the
+        fastest way to get ``.nngp`` and ``.ntk`` together.
         """
         from nnft.numeric.kernels import layer_kernels
 
-        return layer_kernels(self, x, ntk=ntk, backend=backend)
+        return layer_kernels(self, x, ntk=ntk, layers=layers, backend=backend)
 
     def nngp(self, x, *, chunks: int | None = None, backend: str = "numpy"):
         """The output-layer NNGP kernel K^{(L)} (P × P); a dask array evaluated block by block if ``chunks``."""

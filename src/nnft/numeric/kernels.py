@@ -17,6 +17,7 @@ This holds for quadrature maps too (the 2-D rule at c = 1), at the cost of P ext
 
 from __future__ import annotations
 
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -31,11 +32,23 @@ DEFAULT_TILE = 256
 
 @dataclass
 class Kernels:
-    """K^{(ℓ)} and Θ^{(ℓ)} for ℓ = 1..L: arrays of shape (L, P, P); ``Theta`` is None if not requested."""
+    """K^{(ℓ)} and Θ^{(ℓ)} for the layers in ``layers``: arrays (len(layers), P, P); ``Theta`` None if not asked."""
 
     K: np.ndarray
     Theta: np.ndarray | None
     net: MLP
+    layers: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.layers:
+            self.layers = tuple(range(1, self.K.shape[0] + 1))
+
+    def layer(self, ell: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """(K^{(ℓ)}, Θ^{(ℓ)}) of layer ℓ (1-based, as in CONVENTIONS.md)."""
+        if ell not in self.layers:
+            raise ValueError(f"layer {ell} was not kept; have {self.layers} (use layers='all')")
+        i = self.layers.index(ell)
+        return self.K[i], (self.Theta[i] if self.Theta is not None else None)
 
     @property
     def nngp(self) -> np.ndarray:
@@ -50,12 +63,13 @@ class Kernels:
         return self.Theta[-1]
 
     def __repr__(self) -> str:
-        L, P, _ = self.K.shape
-        return f"Kernels(L={L}, P={P}, ntk={'yes' if self.Theta is not None else 'no'}, net={self.net!r})"
+        P = self.K.shape[1]
+        return (f"Kernels(layers={list(self.layers)}, P={P}, ntk={'yes' if self.Theta is not None else 'no'}, "
+                f"net={self.net!r})")
 
     def _repr_html_(self) -> str:
         rows = "".join(
-            f"<tr><td>{i + 1}</td><td>{np.mean(np.diag(k)):.6g}</td><td>{np.mean(k):.6g}</td>"
+            f"<tr><td>{self.layers[i]}</td><td>{np.mean(np.diag(k)):.6g}</td><td>{np.mean(k):.6g}</td>"
             + (f"<td>{np.mean(np.diag(t)):.6g}</td>" if self.Theta is not None else "")
             + "</tr>"
             for i, (k, t) in enumerate(zip(self.K, self.Theta if self.Theta is not None else self.K, strict=True))
@@ -300,12 +314,21 @@ def _compute(plan: _Plan, keep_all: bool, tile: int | None = None, threads: int 
     return K, T
 
 
-def layer_kernels(net: MLP, x, *, ntk: bool = True, backend: str = "numpy", tile: int | None = None) -> Kernels:
-    """K^{(ℓ)} (and Θ^{(ℓ)}) for every layer ℓ = 1..L, arrays (L, P, P)."""
+def layer_kernels(net: MLP, x, *, ntk: bool = True, layers: str = "all", backend: str = "numpy",
+                  tile: int | None = None) -> Kernels:
+    """K^{(ℓ)} (and Θ^{(ℓ)}) for every layer ℓ = 1..L (``layers="all"``, arrays (L, P, P)) or for the
+    output layer only (``layers="last"``, arrays (1, P, P)) — both output kernels in one pass."""
+    if layers not in ("all", "last"):
+        raise ValueError(f"layers must be 'all' or 'last', got {layers!r}")
     x = validate_inputs(x)
     plan = _Plan(net, x, ntk, backend)
-    K, T = _compute(plan, keep_all=True, tile=tile)
-    return Kernels(K=K, Theta=T, net=net)
+    keep_all = layers == "all"
+    K, T = _compute(plan, keep_all=keep_all, tile=tile)
+    if not keep_all:
+        K = K[None]
+        T = T[None] if T is not None else None
+    idx = tuple(range(1, plan.L + 1)) if keep_all else (plan.L,)
+    return Kernels(K=K, Theta=T, net=net, layers=idx)
 
 
 def output_kernel(net: MLP, x, *, which: str, chunks: int | None = None, backend: str = "numpy",
@@ -322,31 +345,46 @@ def output_kernel(net: MLP, x, *, which: str, chunks: int | None = None, backend
 
 
 def _dask_kernel(plan: _Plan, which: str, chunks: int):
-    """A lazy (P, P) dask array whose blocks are tiles computed on demand."""
+    """A lazy (P, P) dask array: upper-triangle blocks are tiles, lower blocks their transposes.
+
+    Only the blocks with j ≥ i are computed (each once, on any worker); a block below the diagonal is
+    the transpose of its mirror, so a stored kernel costs half the work of computing every block.
+    """
     try:
         import dask.array as da
+        from dask.highlevelgraph import HighLevelGraph
     except ImportError as exc:  # pragma: no cover - dask is in the [dask] extra
         raise ImportError("chunks= needs dask: pip install 'nnft[dask]'") from exc
     if isinstance(chunks, bool) or not isinstance(chunks, int | np.integer) or chunks < 1:
         raise ValueError(f"chunks must be a positive integer block size, got {chunks!r}")
     P = plan.x.shape[0]
-    sizes = tuple(min(chunks, P - s) for s in range(0, P, chunks))
-    d_index = np.arange(P)
+    starts = list(range(0, P, int(chunks)))
+    sizes = tuple(min(int(chunks), P - s) for s in starts)
+    name = f"nnft-{which}-{uuid.uuid4().hex}"
+    graph: dict = {}
+    for i, r0 in enumerate(starts):
+        for j, c0 in enumerate(starts):
+            if j >= i:
+                graph[(name, i, j)] = (_dask_block, plan, which, r0, r0 + sizes[i], c0, c0 + sizes[j])
+            else:
+                graph[(name, i, j)] = (np.transpose, (name, j, i))
+    hlg = HighLevelGraph.from_collections(name, graph, dependencies=())
+    return da.Array(hlg, name, chunks=(sizes, sizes), dtype=np.float64, meta=np.empty((0, 0)))
 
-    def block(block_info=None):
-        (r0, r1), (c0, c1) = block_info[None]["array-location"]
-        rows, cols = slice(r0, r1), slice(c0, c1)
-        k, t = plan.tile(rows, cols, keep_all=False)
-        out = k if which == "nngp" else t
-        # exact diagonal where this block meets it
-        lo, hi = max(r0, c0), min(r1, c1)
-        if lo < hi:
-            idx = d_index[lo:hi]
-            d = plan.dK[-1] if which == "nngp" else plan.dT[-1]
-            out[idx - r0, idx - c0] = d[idx]
-        return out
 
-    return da.map_blocks(block, chunks=(sizes, sizes), dtype=np.float64, meta=np.empty((0, 0)))
+def _dask_block(plan: _Plan, which: str, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+    """One block of the output kernel, with the exact diagonal where it meets the diagonal."""
+    rows, cols = slice(r0, r1), slice(c0, c1)
+    k, t = plan.tile(rows, cols, keep_all=False)
+    out = k if which == "nngp" else t
+    if r0 == c0 and r1 == c1:
+        out = _sym(out)
+    lo, hi = max(r0, c0), min(r1, c1)
+    if lo < hi:
+        idx = np.arange(lo, hi)
+        d = plan.dK[-1] if which == "nngp" else plan.dT[-1]
+        out[idx - r0, idx - c0] = d[idx]
+    return out
 
 
 __all__ = ["Kernels", "layer_kernels", "output_kernel"]
