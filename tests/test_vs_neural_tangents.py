@@ -1,8 +1,8 @@
 """Check nnft's NNGP and NTK against neural-tangents (stored), exact diagonal maps and plain recursions.
 
-Three references, none of which shares code with nnft:
+Four references, none of which shares code with nnft:
 
-1. ``tests/data/nt_reference.npz``: neural-tangents 0.6.5's analytic kernels for 18 activations, two
+1. ``tests/data/nt_reference.npz``: neural-tangents 0.6.5's analytic kernels for 19 activations, two
    (C_b, C_W) settings each, depths 1, 2, 4, 16 (written by ``bench/nt_reference.py``). Compared **off
    the diagonal** to 1e-10, relative to the Cauchy–Schwarz scale sqrt(K_aa K_bb) (entries near zero, as
    for odd activations at orthogonal inputs, have no useful elementwise relative error).
@@ -10,6 +10,9 @@ Three references, none of which shares code with nnft:
    used **on the diagonal and at duplicate inputs**, where neural-tangents' relu-type NTK is 1e-8 to
    1e-7 off (it forms the angle with arctan2(sqrt(K_aa K_bb − K_ab²), K_ab)).
 3. A plain numpy float64 P×P recursion for relu and erf, checked to 1e-12 on a random input set.
+4. A 50-digit mpmath recursion for one pair of inputs (relu family and sign): at the nearly parallel
+   pair, where those maps are not smooth and every float64 kernel-space recursion (neural-tangents'
+   included) loses digits, and at exactly antiparallel inputs.
 
 The conventions are those of CONVENTIONS.md: depth L counts weight layers (L − 1 activations), NTK
 parameterisation with λ_b = C_b, λ_W = C_W; neural-tangents' ``Dense(W_std=sqrt(C_W), b_std=sqrt(C_b),
@@ -38,7 +41,7 @@ NT_PYTHON = Path(os.environ.get("NNFT_NT_PYTHON", "/work/ntvenv/bin/python"))
 
 TOL_NT = 1e-10  # nnft vs neural-tangents, off the diagonal
 TOL_EXACT = 1e-12  # nnft vs the exact recursions written here, for maps nnft evaluates in closed form
-TOL_QUAD = 1e-10  # the same for maps nnft evaluates by quadrature (gelu): about 1e-12 per layer
+TOL_QUAD = 1e-10  # the same for maps nnft evaluates by quadrature: about 1e-12 per layer
 
 
 def _load() -> dict[str, np.ndarray]:
@@ -56,9 +59,9 @@ def _case_id(i: int) -> str:
 
 CASE_IDS = [_case_id(i) for i in range(N_CASES)]
 NTK_CASES = [i for i in range(N_CASES) if REF["case_has_ntk"][i]]
-#: Activations nnft evaluates by 2-d quadrature (no closed form yet): seconds per deep case, so their
-#: depth-16 cases run with the slow tests only.
-QUADRATURE_ACTIVATIONS = {"gelu"}
+#: Activations nnft evaluates by 2-d quadrature (no closed form): seconds per deep case, so their
+#: depth-16 cases run with the slow tests only. Empty since gelu got its closed form.
+QUADRATURE_ACTIVATIONS: set[str] = set()
 
 
 def _params(indices: list[int]) -> list:
@@ -488,7 +491,7 @@ def test_diagonal_and_duplicates_vs_exact_recursion(i):
         assert T[a, b] == pytest.approx(Td[a], rel=tol, abs=0), f"{_case_id(i)} NTK at ({a},{b})"
 
 
-@pytest.mark.parametrize("name", ["relu", "erf", "sin", pytest.param("gelu", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", ["relu", "erf", "sin", "gelu"])
 def test_kernels_of_every_layer_vs_neural_tangents(name):
     """``net.kernels(x)`` of a depth-16 net gives, at layer ℓ, neural-tangents' depth-ℓ output kernels."""
     for setting in range(2):
