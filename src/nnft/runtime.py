@@ -87,7 +87,8 @@ def gauss2(*args, **kwargs):
 
 
 def gauss2_product(*args, **kwargs):
-    """⟨f(z_a) g(z_b)⟩ by quadrature: :func:`nnft.numeric.quadrature.gauss2_product`."""
-    from nnft.numeric.quadrature import gauss2_product as _g
+    """⟨f(z_a) g(z_b)⟩ by quadrature, through verified correlation tables where they pay
+    (:func:`nnft.numeric.correlation_tables.gauss2_product`)."""
+    from nnft.numeric.correlation_tables import gauss2_product as _g
 
     return _g(*args, **kwargs)

@@ -298,13 +298,27 @@ def _compute(plan: _Plan, keep_all: bool, tile: int | None = None, threads: int 
 
     tiles = _tiles(P, tile)
     n = threads or n_cores()
+    # quadrature maps can take minutes (inputs of unequal norm): a progress bar on a terminal
+    bar = None
+    if not plan.closed and len(tiles) > 4:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(tiles), desc=f"nnft {plan.map.name} tiles", unit="tile", disable=None, leave=False)
+
+    def run(rc):
+        work(rc)
+        if bar is not None:
+            bar.update()
+
     with blas_threads(1):  # BLAS only forms small Gram tiles here; our threads share the cores
         if plan.backend == "numba" or n == 1 or len(tiles) == 1:
             for rc in tiles:
-                work(rc)
+                run(rc)
         else:
             with ThreadPoolExecutor(max_workers=n) as ex:
-                list(ex.map(work, tiles))
+                list(ex.map(run, tiles))
+    if bar is not None:
+        bar.close()
     plan.diag_fix(K, "K", None)
     if T is not None:
         plan.diag_fix(T, "T", None)
