@@ -263,6 +263,15 @@ class HomogeneousRule(Rule):
         return sp.nsimplify((da.cp * db.cp + da.cm * db.cm) / 2 * moment) * K ** sp.Rational(k, 2)
 
 
+def _z_degree(fac: sp.Expr) -> int:
+    """k when the factor is z**k (k ≥ 1), else 0."""
+    if fac == z:
+        return 1
+    if fac.is_Pow and fac.base == z and fac.exp.is_Integer and fac.exp > 0:
+        return int(fac.exp)
+    return 0
+
+
 @dataclass(frozen=True)
 class _PGE:
     terms: tuple[tuple[sp.Expr, int, sp.Expr, sp.Expr], ...]  # (c, m, q, a): c z^m exp(q z^2 + a z)
@@ -285,10 +294,8 @@ class PolyGaussExpRule(Rule):
             for fac in sp.Mul.make_args(term):
                 if not fac.has(z):
                     c *= fac
-                elif fac == z:
-                    m += 1
-                elif fac.is_Pow and fac.base == z and fac.exp.is_Integer and fac.exp > 0:
-                    m += int(fac.exp)
+                elif _z_degree(fac):
+                    m += _z_degree(fac)
                 elif isinstance(fac, sp.exp):
                     expo += fac.args[0]
                 elif fac.is_Pow and isinstance(fac.base, sp.exp) and fac.exp.is_Integer:
@@ -366,10 +373,8 @@ class ErfRule(Rule):
             for fac in sp.Mul.make_args(term):
                 if not fac.has(z):
                     c *= fac
-                elif fac == z:
-                    m += 1
-                elif fac.is_Pow and fac.base == z and fac.exp.is_Integer and fac.exp > 0:
-                    m += int(fac.exp)
+                elif _z_degree(fac):
+                    m += _z_degree(fac)
                 elif isinstance(fac, sp.exp):
                     poly = sp.Poly(sp.expand(fac.args[0]), z)
                     if poly.degree() > 2 or poly.coeff_monomial(z) != 0:
