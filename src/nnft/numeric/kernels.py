@@ -271,8 +271,8 @@ def _tiles(P: int, tile: int) -> list[tuple[slice, slice]]:
 def _compute(plan: _Plan, keep_all: bool, tile: int | None = None, threads: int | None = None):
     P = plan.x.shape[0]
     if tile is None:
-        # about 8 tiles per core for small P (so all cores work), 256 (cache-resident) for large P
-        tile = int(min(DEFAULT_TILE, max(64, P // 4)))
+        # a few tiles for small P (so both cores work, measured best at P = 256), 256 (cache-resident) for large P
+        tile = int(min(DEFAULT_TILE, max(64, P // 2)))
     shape = (plan.L, P, P) if keep_all else (P, P)
     K = np.empty(shape)
     T = np.empty(shape) if plan.ntk else None
