@@ -112,6 +112,10 @@ class Activation:
 
     def key(self) -> str:
         """A stable text key of the expression (for content hashes of generated code)."""
+        return self._key
+
+    @cached_property
+    def _key(self) -> str:
         return sp.srepr(self.expr)
 
 

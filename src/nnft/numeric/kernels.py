@@ -268,6 +268,16 @@ def _tiles(P: int, tile: int) -> list[tuple[slice, slice]]:
     return [(slice(i, min(i + tile, P)), slice(j, min(j + tile, P))) for i in starts for j in starts if j >= i]
 
 
+_EXECUTORS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _executor(n: int) -> ThreadPoolExecutor:
+    """A process-wide pool of ``n`` worker threads (starting threads per call costs ~1 ms at small P)."""
+    if n not in _EXECUTORS:
+        _EXECUTORS[n] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="nnft-tiles")
+    return _EXECUTORS[n]
+
+
 def _compute(plan: _Plan, keep_all: bool, tile: int | None = None, threads: int | None = None):
     P = plan.x.shape[0]
     if tile is None:
@@ -315,8 +325,7 @@ def _compute(plan: _Plan, keep_all: bool, tile: int | None = None, threads: int 
             for rc in tiles:
                 run(rc)
         else:
-            with ThreadPoolExecutor(max_workers=n) as ex:
-                list(ex.map(run, tiles))
+            list(_executor(n).map(run, tiles))
     if bar is not None:
         bar.close()
     plan.diag_fix(K, "K", None)
