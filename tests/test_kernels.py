@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import nnft
 from nnft.network import NetworkError
@@ -323,3 +325,23 @@ def test_dask_graph_computes_only_the_upper_triangle(rng):
     assert len(tiles) == 4 * 5 // 2
     K = Kd.compute()
     np.testing.assert_array_equal(K, K.T)
+
+
+# --------------------------------------------------------------------------- properties (hypothesis)
+
+
+_ACTS = st.sampled_from(["relu", "erf", "abs", "leaky_relu(0.2)", "gelu", "sin", "linear"])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(act=_ACTS, depth=st.integers(1, 6), cb=st.floats(0.0, 1.0), cw=st.floats(0.1, 2.5),
+       seed=st.integers(0, 2**16), P=st.integers(1, 12))
+def test_kernels_are_symmetric_psd_and_finite(act, depth, cb, cw, seed, P):
+    """K and Θ are finite, exactly symmetric and positive semi-definite for any inputs (they are covariances)."""
+    x = np.random.default_rng(seed).standard_normal((P, 3))
+    kern = nnft.MLP(act, depth=depth, C_b=cb, C_W=cw).kernels(x, layers="last")
+    for M in (kern.nngp, kern.ntk):
+        assert np.all(np.isfinite(M))
+        np.testing.assert_array_equal(M, M.T)
+        w = np.linalg.eigvalsh(M)
+        assert w.min() >= -1e-12 * max(1.0, abs(w).max())
