@@ -243,3 +243,14 @@ def test_numba_runtime_arccos_arcsin_are_accurate():
         assert abs(acos_clip_s(x) - ra) <= 1e-15 * max(abs(ra), 1e-300) + 1e-300, x
         assert abs(asin_clip_s(x) - rs) <= 1e-15 * abs(rs) + 1e-300, x
     assert acos_clip_s(1.0 + 1e-15) == 0.0 and asin_clip_s(-1.0 - 1e-15) == -np.pi / 2
+
+
+@pytest.mark.parametrize("expr", ["-z - z**2", "1 - z - z**2", "-z*exp(-z**2) - z**3 + 2", "2 - 3*z",
+                                  "-(z**2) / (1 + z**2)", "-1/(2 + z**2) - 1/(3 + z**2)",
+                                  "z*(1 - z)*(2 - z)", "exp(-z**2)*(1 - z) - sin(z)*cos(z)"])
+def test_buffered_numpy_chains_with_negative_and_reciprocal_terms(expr):
+    """Sums whose terms all subtract, and products of reciprocals, evaluate like sympy (buffer aliasing)."""
+    a = nnft.activation(expr)
+    t = np.linspace(-2.5, 2.5, 11)
+    ref = sp.lambdify(z, a.expr, "numpy")(t)
+    np.testing.assert_allclose(a(t), ref, rtol=1e-13, atol=1e-14)

@@ -258,39 +258,34 @@ class InplaceEmitter:
         later are released only after the chain, so the buffer never overwrites a value still to be read.
         """
         names = [self.emit(t) for _, t in terms]
-        for _, t in terms[:2]:
+        f0 = terms[0][0]
+        # how many operands the first ufunc call reads: they may share the output buffer (exact elementwise
+        # aliasing); every operand read later is released only after the chain
+        first = 2 if len(terms) >= 2 and not (f0 == "numpy.subtract" and scalar is not None) \
+            and f0 not in ("numpy.subtract", "numpy.divide") else 1
+        for _, t in terms[:first]:
             self._release(t)
         out = self._alloc(self.kind(e))
-        f0 = terms[0][0]
         if f0 == "numpy.subtract" and scalar is not None:  # s − a − b …
             self.lines.append(f"numpy.subtract({scalar}, {names[0]}, out={out})")
             scalar = None
-            start = 1
-            cur = out
-        elif f0 in ("numpy.subtract", "numpy.divide"):  # no positive/multiplicative term to start from
-            if f0 == "numpy.subtract":
-                self.lines.append(f"numpy.negative({names[0]}, out={out})")
-            else:
-                self.lines.append(f"numpy.divide(1.0, {names[0]}, out={out})")
-            start = 1
-            cur = out
+        elif f0 == "numpy.subtract":  # − a − b …
+            self.lines.append(f"numpy.negative({names[0]}, out={out})")
+        elif f0 == "numpy.divide":  # 1 / a / b …
+            self.lines.append(f"numpy.divide(1.0, {names[0]}, out={out})")
         elif len(terms) == 1:
             if scalar is None:
                 self.lines.append(f"numpy.copyto({out}, {names[0]})")
             else:
                 self.lines.append(f"{op}({names[0]}, {scalar}, out={out})")
                 scalar = None
-            start = 1
-            cur = out
         else:
             self.lines.append(f"{terms[1][0]}({names[0]}, {names[1]}, out={out})")
-            start = 2
-            cur = out
-        for (f, _), n in zip(terms[start:], names[start:], strict=True):
-            self.lines.append(f"{f}({cur}, {n}, out={out})")
+        for (f, _), n in zip(terms[first:], names[first:], strict=True):
+            self.lines.append(f"{f}({out}, {n}, out={out})")
         if scalar is not None:
             self.lines.append(f"{op}({out}, {scalar}, out={out})")
-        for _, t in terms[2:]:
+        for _, t in terms[first:]:
             self._release(t)
         return out
 
