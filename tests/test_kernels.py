@@ -345,3 +345,29 @@ def test_kernels_are_symmetric_psd_and_finite(act, depth, cb, cw, seed, P):
         np.testing.assert_array_equal(M, M.T)
         w = np.linalg.eigvalsh(M)
         assert w.min() >= -1e-12 * max(1.0, abs(w).max())
+
+
+def test_lazy_kernel_pickles_for_dask_workers(rng):
+    """The block plan pickles without its generated module and rebuilds it (workers in other processes)."""
+    import pickle
+
+    from nnft.numeric.kernels import _Plan
+
+    x = rng.standard_normal((9, 3))
+    plan = _Plan(nnft.MLP("relu", depth=3, C_W=2.0), x, True, "numpy")
+    clone = pickle.loads(pickle.dumps(plan))
+    a, _ = plan.tile(slice(0, 9), slice(0, 9), False)
+    b, _ = clone.tile(slice(0, 9), slice(0, 9), False)
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_lazy_kernel_on_a_process_cluster(rng):
+    """net.nngp(x, chunks=c) computes on a LocalCluster with worker processes, equal to in-memory."""
+    distributed = pytest.importorskip("distributed")
+    x = rng.standard_normal((30, 3))
+    net = nnft.MLP("erf", depth=3, C_W=1.5)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
+            distributed.Client(lc):
+        K = net.nngp(x, chunks=8).compute()
+    np.testing.assert_allclose(K, net.nngp(x), rtol=1e-14)

@@ -17,6 +17,7 @@ This holds for quadrature maps too (the 2-D rule at c = 1), at the cost of P ext
 
 from __future__ import annotations
 
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -80,17 +81,19 @@ class Kernels:
 
 
 _MAPS: dict[tuple[str, bool, str], tuple] = {}
+_MAPS_LOCK = threading.Lock()
 
 
 def _compiled_map(act, ntk: bool, backend: str):
     """(map, generated module, closed?) for an activation, memoised per process."""
     key = (act.key(), ntk, backend)
-    if key not in _MAPS:
-        from nnft.recursions import one_layer_map
+    with _MAPS_LOCK:
+        if key not in _MAPS:
+            from nnft.recursions import one_layer_map
 
-        m = one_layer_map("ntk" if ntk else "nngp", act)
-        _MAPS[key] = (m, m.compile(backend), m.closed)
-    return _MAPS[key]
+            m = one_layer_map("ntk" if ntk else "nngp", act)
+            _MAPS[key] = (m, m.compile(backend), m.closed)
+        return _MAPS[key]
 
 
 class _Plan:
@@ -109,6 +112,18 @@ class _Plan:
         self._dup = self._duplicates()
         self.dG = self._gram_diag()
         self.dK, self.dT = self._diagonals()
+
+    def __getstate__(self) -> dict:
+        # the generated module cannot be pickled: a Dask worker in another process rebuilds it from its
+        # own cache (same content hash), so the lazy kernel runs on a real cluster
+        state = dict(self.__dict__)
+        state.pop("map", None)
+        state.pop("mod", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.map, self.mod, self.closed = _compiled_map(self.net.activation, self.ntk, self.backend)
 
     def _gram_diag(self) -> np.ndarray:
         """diag(x xᵀ)/n_0, identical for inputs identical up to sign (see :meth:`_duplicates`).
@@ -273,9 +288,10 @@ _EXECUTORS: dict[int, ThreadPoolExecutor] = {}
 
 def _executor(n: int) -> ThreadPoolExecutor:
     """A process-wide pool of ``n`` worker threads (starting threads per call costs ~1 ms at small P)."""
-    if n not in _EXECUTORS:
-        _EXECUTORS[n] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="nnft-tiles")
-    return _EXECUTORS[n]
+    with _MAPS_LOCK:
+        if n not in _EXECUTORS:
+            _EXECUTORS[n] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="nnft-tiles")
+        return _EXECUTORS[n]
 
 
 def _compute(plan: _Plan, keep_all: bool, tile: int | None = None, threads: int | None = None):
