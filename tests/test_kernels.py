@@ -371,3 +371,25 @@ def test_lazy_kernel_on_a_process_cluster(rng):
             distributed.Client(lc):
         K = net.nngp(x, chunks=8).compute()
     np.testing.assert_allclose(K, net.nngp(x), rtol=1e-14)
+
+
+def test_divergent_gaussian_average_is_reported():
+    """σ = exp(z²/4): ⟨σ²⟩_K diverges for K ≥ 1, and nnft says so instead of returning a truncated integral."""
+    assert nnft.activation("exp(z**2/4)").gaussian_growth == pytest.approx(0.25, rel=1e-3)
+    assert nnft.activation("exp").gaussian_growth == 0.0
+    with pytest.raises(FloatingPointError, match="diverges"):
+        nnft.MLP("exp(z**2/4)", depth=2).nngp(2 * np.eye(2))
+    K = nnft.MLP("exp(z**2/4)", depth=2, C_W=0.1).nngp(np.eye(2))
+    assert np.all(np.isfinite(K))
+
+
+def test_more_bad_inputs():
+    """Complex inputs, 0-d array parameters and unknown functions in expressions are handled clearly."""
+    with pytest.raises(NetworkError, match="real"):
+        nnft.MLP("relu", depth=2).nngp(np.ones((2, 2)) * (1 + 1j))
+    assert nnft.MLP("relu", depth=2, C_W=np.array(2.0)).C_W == (2.0, 2.0)
+    with pytest.raises(NetworkError, match="real number"):
+        nnft.MLP("relu", depth=2, C_W=[1.0, 1 + 2j])
+    with pytest.raises(nnft.ActivationError, match="unknown function"):
+        nnft.activation("relu(z)")
+    assert nnft.activation("leaky_relu(a=0.1)").expr == nnft.activation("leaky_relu", a=0.1).expr

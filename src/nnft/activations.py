@@ -18,7 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import numpy as np
 import sympy as sp
+from sympy.core.function import AppliedUndef
 
 from nnft.functions import Sigmoid, Softplus, unsafe
 
@@ -89,6 +91,24 @@ class Activation:
                 if abs(left - right) > 1e-6:
                     return True
         return False
+
+    @cached_property
+    def gaussian_growth(self) -> float:
+        """q ≥ 0 such that |σ(z)| grows like e^{q z²} (0 for polynomial or exponential-linear growth).
+
+        ⟨σ(z)²⟩_K is finite only while 4 q K < 1; the kernel code checks this instead of returning a
+        truncated quadrature of a divergent integral.
+        """
+        qs = []
+        for t in (60.0, -60.0, 120.0, -120.0):
+            v = unsafe(self.expr).subs(z, sp.Float(t, 50)).evalf(50)
+            try:
+                qs.append(float(sp.log(abs(v)) / t**2) if v != 0 else -1.0)
+            except (TypeError, ValueError):
+                qs.append(-1.0)
+        q60, q120 = max(qs[0], qs[1]), max(qs[2], qs[3])
+        # e^{q z²}·(polynomial) gives log|σ|/z² → q at both radii; e^{a z} gives a/z, halving from 60 to 120
+        return q120 if q120 > 1e-3 and q120 > 0.8 * q60 else 0.0
 
     def __call__(self, x):
         """Evaluate σ numerically (numpy, vectorised)."""
@@ -197,9 +217,10 @@ def _find_kinks(expr: sp.Expr) -> tuple[float, ...]:
 def _rational(v) -> sp.Expr:
     if isinstance(v, sp.Basic):
         return v
-    if isinstance(v, int):
-        return sp.Integer(v)
-    if isinstance(v, float):
+    if isinstance(v, int | np.integer) and not isinstance(v, bool):
+        return sp.Integer(int(v))
+    if isinstance(v, float | np.floating):
+        v = float(v)
         if not math.isfinite(v):
             raise ActivationError(f"activation parameter must be finite, got {v}")
         return sp.Rational(repr(v))
@@ -249,6 +270,7 @@ ALIASES = {"silu": "swish", "identity": "linear", "heaviside": "step", "leaky": 
 
 
 def _parse_number(text: str) -> sp.Expr:
+    text = text.split("=", 1)[1].strip() if "=" in text else text
     try:
         return sp.Rational(text)
     except (TypeError, ValueError):
@@ -292,6 +314,8 @@ def activation(spec: str | sp.Expr | Activation, var: sp.Symbol | None = None, *
             if len(pos) > len(keys):
                 raise ActivationError(f"{base} takes at most {len(keys)} parameter(s) {keys}, got {pos}")
             for k, v in zip(keys, pos, strict=False):
+                if "=" in v:
+                    k = v.split("=", 1)[0].strip()
                 params.setdefault(k, _parse_number(v))
         base = ALIASES.get(low, low)
         if base in REGISTRY:
@@ -318,6 +342,12 @@ def activation(spec: str | sp.Expr | Activation, var: sp.Symbol | None = None, *
             expr = sp.sympify(name, locals={"z": z, "sigmoid": Sigmoid, "softplus": Softplus})
         except (sp.SympifyError, SyntaxError, TypeError) as exc:
             raise ActivationError(f"cannot parse activation expression {name!r}: {exc}") from exc
+        undefined = sorted({str(f.func) for f in expr.atoms(AppliedUndef)})
+        if undefined:
+            raise ActivationError(
+                f"unknown function(s) {undefined} in {name!r}: write built-ins by name alone (e.g. 'relu'), or use "
+                "sympy functions of z (tanh, erf, exp, sin, Max, Piecewise, ...)"
+            )
         return activation(expr, var=var)
     if isinstance(spec, sp.Basic):
         if params:

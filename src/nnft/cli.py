@@ -93,7 +93,7 @@ def _cmd_kernels(args: argparse.Namespace) -> int:
           + ("" if args.inputs else " (built-in default set; pass --inputs x.npy for your data)"))
     t0 = time.perf_counter()
     want_ntk = not args.no_ntk and not net.activation.has_distributional_derivative
-    if args.chunks:
+    if args.chunks is not None:
         K = net.nngp(x, chunks=args.chunks, backend=args.backend)
         T = net.ntk(x, chunks=args.chunks, backend=args.backend) if want_ntk else None
         if args.out is None:
@@ -110,7 +110,7 @@ def _cmd_kernels(args: argparse.Namespace) -> int:
             tout = args.ntk_out or str(tp.with_name(tp.stem + "_ntk" + tp.suffix))
             print(f"# NTK Theta^(L) written to {_save(T, tout)}")
     dt = time.perf_counter() - t0
-    if not args.chunks:
+    if args.chunks is None:
         P = K.shape[0]
         np.set_printoptions(precision=6, suppress=True, linewidth=120)
         if P <= 10:

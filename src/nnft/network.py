@@ -13,6 +13,7 @@ they belong to and reached through the methods below.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -43,11 +44,20 @@ class Layer:
     activation: Activation | None
 
 
+def _real(name: str, v) -> float:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real | np.ndarray) or (isinstance(v, np.ndarray) and (
+            v.ndim != 0 or not np.isrealobj(v))):
+        raise NetworkError(f"{name} must be a real number (or a list with one per layer), got {v!r}")
+    return float(v)
+
+
 def _per_layer(name: str, value, depth: int, *, positive: bool = False) -> tuple[float, ...]:
-    if isinstance(value, int | float | np.integer | np.floating):
-        vals = [float(value)] * depth
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, numbers.Real | np.integer | np.floating) and not isinstance(value, bool):
+        vals = [_real(name, value)] * depth
     elif isinstance(value, Sequence | np.ndarray) and not isinstance(value, str):
-        vals = [float(v) for v in value]
+        vals = [_real(name, v) for v in value]
         if len(vals) != depth:
             raise NetworkError(f"{name} has {len(vals)} entries but the network has depth {depth}: give one per layer")
     else:
@@ -191,6 +201,8 @@ def _as_activation(spec) -> Activation:
 
 def validate_inputs(x) -> np.ndarray:
     """Return ``x`` as a float64 (P, n_0) array, or raise a clear error for bad shapes or values."""
+    if np.iscomplexobj(x):
+        raise NetworkError("inputs must be real; got a complex array (take .real or the modulus first)")
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:

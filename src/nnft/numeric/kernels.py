@@ -177,9 +177,16 @@ class _Plan:
         dK[0] = cb + cw * g
         if self.ntk:
             dT[0] = lb + lw * g
+        q = self.net.activation.gaussian_growth
         for ell in range(1, L):
             cb, cw, lb, lw = self.params[ell]
             k = dK[ell - 1]
+            if q > 0 and np.any(4 * q * k >= 1):
+                raise FloatingPointError(
+                    f"the Gaussian average ⟨σ(z)²⟩ diverges at layer {ell + 1}: σ grows like exp({q:.3g} z²), so it "
+                    f"is finite only for K < {1 / (4 * q):.3g}, but K^({ell}) reaches {float(np.max(k)):.3g}; "
+                    "reduce C_W, C_b or the input scale"
+                )
             if self.ntk:
                 res = self.mod.offdiag_1d(k, k, k, dT[ell - 1], cb, cw, lb, lw)
             else:
