@@ -83,7 +83,7 @@ class Corr(_RuntimeFunction):
     ``Corr(K_ab, D)`` takes the denominator as an argument so that common-subexpression elimination
     shares ``D`` with the prefactor ``sqrt(K_aa K_bb)`` of the arc-cosine kernels. Build it with
     :func:`corr`, which forms ``D = SafeSqrt(K_aa*K_bb)`` (exactly ``K_aa`` on the diagonal, so ``c == 1``
-    there, see FACTS.md). Printed as ``_rt.corr``: clipped, and the 0/0 of a zero-variance input is
+    there, see docs/architecture.md). Printed as ``_rt.corr``: clipped, and the 0/0 of a zero-variance input is
     defined as ``c = 0`` (consistent with ``Heaviside(0) = 1/2``).
     """
 

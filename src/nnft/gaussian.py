@@ -202,18 +202,6 @@ class HomogeneousRule(Rule):
 
     name = "arc-cosine"
 
-    @staticmethod
-    def J(n: int, t: sp.Expr) -> sp.Expr:
-        """Cho–Saul angular function J_n(θ) for n = 0, 1, 2."""
-        s, c = sp.sin(t), sp.cos(t)
-        if n == 0:
-            return sp.pi - t
-        if n == 1:
-            return s + (sp.pi - t) * c
-        if n == 2:
-            return 3 * s * c + (sp.pi - t) * (1 + 2 * c**2)
-        raise ValueError(n)
-
     def match(self, f):
         f = unsafe(f)
         if f.has(sp.exp, sp.erf, sp.sin, sp.cos, sp.tanh, sp.log):

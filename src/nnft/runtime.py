@@ -28,7 +28,7 @@ def corr(kab, den, out=None):
     """Correlation ``K_ab / D`` (``D = sqrt(K_aa K_bb)``) clipped into [-1, 1]; 0 where ``D`` is 0.
 
     ``D`` is formed as ``sqrt(K_aa*K_bb)``, which is exactly ``K_aa`` when ``K_aa == K_bb`` (IEEE
-    ``sqrt(k*k) == k``), so the diagonal and duplicate inputs give ``c == 1`` exactly (FACTS.md).
+    ``sqrt(k*k) == k``), so the diagonal and duplicate inputs give ``c == 1`` exactly (docs/architecture.md).
     ``out`` may alias ``kab`` or ``den``.
     """
     den = np.asarray(den)

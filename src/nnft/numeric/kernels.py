@@ -11,7 +11,7 @@ machine or a cluster, and stored with ``dask.array.to_zarr`` or into a ``.npy`` 
 Numerics: the first-layer Gram matrix and its diagonal come from the same BLAS product, and the
 per-layer diagonals are computed with the same generated off-diagonal map evaluated at
 ``K_αβ = K_αα = K_ββ``: duplicate inputs then reproduce the diagonal bit for bit, and the correlation
-is exactly 1 there (FACTS.md: a 1-ulp error in c near 1 becomes a √eps error in the arc-cosine angle).
+is exactly 1 there (docs/architecture.md: a 1-ulp error in c near 1 becomes a √eps error in the arc-cosine angle).
 This holds for quadrature maps too (the 2-D rule at c = 1), at the cost of P extra 2-D averages.
 """
 
