@@ -45,8 +45,8 @@ def test_safe_functions_print_as_runtime_calls():
     """Delicate closed forms print as calls to the hand-written runtime (numpy _rt.x, numba _rt.x_s)."""
     e = SafeAcos(corr(Kab, Kaa, Kbb))
     # the correlation is clipped by _rt.corr, so arccos needs no second clip in numpy
-    assert NumpyPrinter().doprint(e) == "numpy.arccos(_rt.corr(K_ab, _rt.sqrt_pos(K_aa*K_bb)))"
-    assert NumbaPrinter().doprint(e) == "_rt.acos_clip_s(_rt.corr_s(K_ab, _rt.sqrt_pos_s(K_aa*K_bb)))"
+    assert NumpyPrinter().doprint(e) == "numpy.arccos(_rt.corr(K_ab, _rt.geomean(K_aa, K_bb)))"
+    assert NumbaPrinter().doprint(e) == "_rt.acos_clip_s(_rt.corr_s(K_ab, _rt.geomean_s(K_aa, K_bb)))"
     assert NumpyPrinter().doprint(SafeAcos(Kab)) == "_rt.acos_clip(K_ab)"
     assert "_rt.sigmoid" in NumpyPrinter().doprint(Sigmoid(z))
     assert "_rt.softplus" in NumpyPrinter().doprint(Softplus(z))

@@ -393,3 +393,15 @@ def test_more_bad_inputs():
     with pytest.raises(nnft.ActivationError, match="unknown function"):
         nnft.activation("relu(z)")
     assert nnft.activation("leaky_relu(a=0.1)").expr == nnft.activation("leaky_relu", a=0.1).expr
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("scale", [1e-150, 1e-100, 1.0, 1e100, 1e150])
+def test_kernels_at_extreme_scales(scale, backend):
+    """ReLU (C_b = 0) is homogeneous: K(s·x) = s² K(x) even where K_αα K_ββ under- or overflows."""
+    x = np.array([[1.0, 0.0], [0.6, 0.8], [-0.3, 0.2]])
+    net = nnft.MLP("relu", depth=4, C_W=2.0)
+    ref = net.kernels(x, backend=backend)
+    got = net.kernels(x * scale, backend=backend)
+    np.testing.assert_allclose(got.K / scale**2, ref.K, rtol=1e-13)
+    assert np.all(np.isfinite(got.Theta))

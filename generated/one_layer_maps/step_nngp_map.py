@@ -21,8 +21,7 @@ def offdiag(K_aa, K_ab, K_bb, C_b, C_W):
         _s0 = (1/2)*C_W/numpy.pi
         _s1 = numpy.pi
         _b0 = numpy.empty(_shape_entry)
-        numpy.multiply(K_aa, K_bb, out=_b0)
-        numpy.sqrt(_b0, out=_b0)
+        _rt.geomean(K_aa, K_bb, out=_b0)
         _rt.corr(K_ab, _b0, out=_b0)
         numpy.arccos(_b0, out=_b0)
         numpy.subtract(_s1, _b0, out=_b0)

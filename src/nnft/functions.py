@@ -105,9 +105,38 @@ class Corr(_RuntimeFunction):
         return base if exp is None else rf"\left({base}\right)^{{{exp}}}"
 
 
+class GeoMean(_RuntimeFunction):
+    """``sqrt(a b)`` for a, b ≥ 0, printed as a runtime call that neither underflows nor overflows.
+
+    Formed as ``sqrt(a*b)`` (exactly ``a`` when ``a == b``: IEEE ``sqrt(k*k) == k``), except where the product
+    leaves the normal range (kernels below ~1e-154 or above ~1e154, e.g. deep networks in the ordered phase),
+    where ``sqrt(a)·sqrt(b)`` is used instead.
+    """
+
+    nargs = 2
+    runtime_name = "geomean"
+    latex_name = "sqrt"
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        return GeoMean(a, b) / (2 * (a if argindex == 1 else b))
+
+    def _eval_evalf(self, prec):
+        a, b = self.args
+        return sp.sqrt(unsafe(a) * unsafe(b)).evalf(prec)
+
+    def _eval_is_nonnegative(self):
+        return True
+
+    def _latex(self, printer, exp=None) -> str:
+        a, b = (printer._print(x) for x in self.args)
+        base = rf"\sqrt{{{a} {b}}}"
+        return base if exp is None else rf"\left({base}\right)^{{{exp}}}"
+
+
 def corr(kab: sp.Expr, kaa: sp.Expr, kbb: sp.Expr) -> Corr:
     """The clipped correlation ``K_ab / sqrt(K_aa K_bb)`` as a :class:`Corr` node."""
-    return Corr(kab, SafeSqrt(kaa * kbb))
+    return Corr(kab, GeoMean(kaa, kbb))
 
 
 def _is_clipped(x: sp.Expr) -> bool:
@@ -200,7 +229,7 @@ def unsafe(expr: sp.Expr) -> sp.Expr:
         Softplus, lambda x: sp.log(1 + sp.exp(x))
     ).replace(Corr, lambda kab, den: kab / den).replace(
         SafeAcos, sp.acos
-    ).replace(SafeAsin, sp.asin).replace(SafeSqrt, sp.sqrt)
+    ).replace(SafeAsin, sp.asin).replace(SafeSqrt, sp.sqrt).replace(GeoMean, lambda a, b: sp.sqrt(a * b))
 
 
-__all__ = ["Corr", "corr", "SafeAcos", "SafeAsin", "SafeSqrt", "Sigmoid", "Softplus", "unsafe"]
+__all__ = ["Corr", "GeoMean", "corr", "SafeAcos", "SafeAsin", "SafeSqrt", "Sigmoid", "Softplus", "unsafe"]

@@ -235,9 +235,7 @@ class HomogeneousRule(Rule):
                 return sin_t + (sp.pi - t) * c
             return 3 * sin_t * c + (sp.pi - t) * (1 + 2 * c**2)
 
-        scale = SafeSqrt(Kaa * Kbb) ** n if n else sp.S.One
-        if n == 2:
-            scale = Kaa * Kbb
+        scale = c_ab.args[1] ** n if n else sp.S.One  # the shared √(K_aa K_bb) of the correlation
         out = sp.factor_terms(scale / (2 * sp.pi) * (same * Jn(+1) + cross * Jn(-1)))
         if not out.has(SafeAcos):
             # θ cancelled (linear, z²): a polynomial in the covariance entries, K_ab itself for σ = z

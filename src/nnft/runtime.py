@@ -15,6 +15,7 @@ __all__ = [
     "acos_clip",
     "asin_clip",
     "corr",
+    "geomean",
     "gauss1",
     "gauss2",
     "gauss2_product",
@@ -42,6 +43,36 @@ def corr(kab, den, out=None):
     if any_zero:
         c[np.broadcast_to(zero, c.shape)] = 0.0
     return c
+
+
+_TINY = np.finfo(np.float64).tiny
+_HUGE = np.finfo(np.float64).max
+
+
+def geomean(a, b, out=None):
+    """``sqrt(a b)`` for a, b ≥ 0 without underflow or overflow of the product; ``out`` may alias a or b.
+
+    ``sqrt(a*b)`` where the product is a normal number (then exactly ``a`` for ``a == b``), else
+    ``sqrt(a)·sqrt(b)``; the range check is O(rows + columns) for the (R, 1) × (1, C) tiles of a kernel.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    # smallest non-zero product and largest product (a zero variance gives 0 either way)
+    lo = float(np.min(a, where=a > 0, initial=np.inf)) * float(np.min(b, where=b > 0, initial=np.inf))
+    hi = float(np.max(a, initial=0.0)) * float(np.max(b, initial=0.0))
+    if lo >= _TINY and hi < _HUGE:  # every non-zero product is a normal number
+        p = np.multiply(a, b, out=out)
+        return np.sqrt(p, out=p if isinstance(p, np.ndarray) else None)
+    with np.errstate(under="ignore", over="ignore"):
+        p = np.multiply(a, b)
+    bad = ((p < _TINY) & (a > 0) & (b > 0)) | ~np.isfinite(p)
+    r = np.sqrt(p)
+    alt = np.sqrt(a) * np.sqrt(b)
+    res = np.where(bad, alt, r)
+    if out is not None:
+        out[...] = res
+        return out
+    return res
 
 
 def acos_clip(x, out=None):

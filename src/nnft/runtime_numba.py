@@ -6,7 +6,8 @@ import math
 
 import numba
 
-__all__ = ["acos_clip_s", "asin_clip_s", "corr_s", "heaviside_s", "sigmoid_s", "sign_s", "softplus_s", "sqrt_pos_s"]
+__all__ = ["acos_clip_s", "asin_clip_s", "corr_s", "geomean_s", "heaviside_s", "sigmoid_s", "sign_s", "softplus_s",
+           "sqrt_pos_s"]
 
 # asin(s)/s as a polynomial in t = s² on [0, 1/4] (degree 12, Chebyshev fit in 40-digit arithmetic,
 # max relative error 2.2e-16). With the half-angle identities below it gives arccos/arcsin without a libm
@@ -73,6 +74,15 @@ def corr_s(kab: float, den: float) -> float:
         return 0.0
     c = kab / den
     return min(1.0, max(-1.0, c))
+
+
+@numba.njit(cache=True, inline="always")
+def geomean_s(a: float, b: float) -> float:
+    """``sqrt(a b)`` without underflow or overflow of the product (see :func:`nnft.runtime.geomean`)."""
+    p = a * b
+    if (p < 2.2250738585072014e-308 and a > 0.0 and b > 0.0) or p > 1.7976931348623157e308:
+        return math.sqrt(a) * math.sqrt(b)
+    return math.sqrt(p)
 
 
 @numba.njit(cache=True, inline="always")

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import sympy as sp
 
 from nnft.codegen.printers import NumpyPrinter
-from nnft.functions import Corr, SafeAcos, SafeAsin, SafeSqrt, Sigmoid, Softplus
+from nnft.functions import Corr, GeoMean, SafeAcos, SafeAsin, SafeSqrt, Sigmoid, Softplus
 
 _UFUNC = {
     sp.exp: "numpy.exp",
@@ -149,7 +149,7 @@ class InplaceEmitter:
             return True
         if isinstance(e, sp.Pow):
             return e.exp.is_Number
-        if isinstance(e, Corr | SafeAcos | SafeAsin | SafeSqrt | Softplus):
+        if isinstance(e, Corr | GeoMean | SafeAcos | SafeAsin | SafeSqrt | Softplus):
             return True
         return type(e) in _UFUNC or e.func in _UFUNC
 
@@ -235,6 +235,9 @@ class InplaceEmitter:
 
     def _emit_Corr(self, e: Corr) -> str:
         return self._call(e, "_rt.corr", list(e.args))
+
+    def _emit_GeoMean(self, e: GeoMean) -> str:
+        return self._call(e, "_rt.geomean", list(e.args))
 
     def _emit_SafeAcos(self, e: SafeAcos) -> str:
         return self._call(e, "numpy.arccos" if _clipped(e.args[0]) else "_rt.acos_clip", [e.args[0]])
