@@ -119,20 +119,20 @@ def _numba_function(spec: FunctionSpec) -> str:
         if k not in ("row", "col", "entry", "scalar"):
             raise ValueError(f"argument {a}: unknown kind {k!r}")
     two_d = any(k == "col" for k in kinds.values())
-    kern = ["@numba.njit(cache=True, nogil=True)", f"def _k_{spec.name}({', '.join(args)}):"]
+    kern = ["@numba.njit(cache=True, nogil=True, inline='always')", f"def _k_{spec.name}({', '.join(args)}):"]
     kern += [f"    {s.name} = {printer.doprint(e)}" for s, e in repl]
     kern.append(f"    return ({', '.join('float(' + printer.doprint(e) + ')' for e in reduced)},)")
     n_out = len(reduced)
     entry = [a for a, k in kinds.items() if k == "entry"]
     rows = [a for a, k in kinds.items() if k == "row"]
     cols = [a for a, k in kinds.items() if k == "col"]
-    drv = ["@numba.njit(cache=True, parallel=True, nogil=True)", f"def _d_{spec.name}({', '.join(args)}):"]
+    outs = [f"o{k}" for k in range(n_out)]
+    # the 2-D driver writes into caller-provided outputs: fresh output pages cost more than the arithmetic
+    drv = ["@numba.njit(cache=True, parallel=True, nogil=True)",
+           f"def _d_{spec.name}({', '.join(args + outs) if two_d else ', '.join(args)}):"]
     if two_d:
-        r = f"{entry[0]}.shape[0]" if entry else f"{rows[0]}.shape[0]"
-        c = f"{entry[0]}.shape[1]" if entry else f"{cols[0]}.shape[0]"
-        drv.append(f"    R = {r}")
-        drv.append(f"    C = {c}")
-        drv += [f"    o{k} = numpy.empty((R, C))" for k in range(n_out)]
+        drv.append(f"    R = {outs[0]}.shape[0]")
+        drv.append(f"    C = {outs[0]}.shape[1]")
         drv.append("    for i in numba.prange(R):")
         drv.append("        for j in range(C):")
         call = []
@@ -168,10 +168,20 @@ def _numba_function(spec: FunctionSpec) -> str:
             conv.append(f"numpy.ascontiguousarray({a}, dtype=numpy.float64)")
     conv1 = [c if kinds[a] == "scalar" else f"numpy.ascontiguousarray(numpy.ravel({a}), dtype=numpy.float64)"
              for a, c in zip(args, conv, strict=True)]
+    if two_d:
+        r = f"numpy.shape({entry[0]})[0]" if entry else f"numpy.shape({rows[0]})[0]"
+        c = f"numpy.shape({entry[0]})[1]" if entry else f"numpy.shape({cols[0]})[0]"
+        body = ["    if out is None:",
+                f"        out = tuple(numpy.empty(({r}, {c})) for _ in range({n_out}))",
+                f"    _d_{spec.name}({', '.join(conv)}, *out)",
+                "    return tuple(out)"]
+    else:
+        body = [f"    return _d_{spec.name}({', '.join(conv)})"]
     wrapper = [
-        f"def {spec.name}({', '.join(args)}):",
-        f'    """Outputs {tuple(spec.outputs)}; numba driver over {"rows x columns" if two_d else "entries"}."""',
-        f"    return _d_{spec.name}({', '.join(conv)})",
+        f"def {spec.name}({', '.join(args)}, out=None):",
+        f'    """Outputs {tuple(spec.outputs)}; numba driver over {"rows x columns" if two_d else "entries"}'
+        f' (``out``: optional preallocated output arrays, reused by the caller)."""',
+        *body,
         "",
         "",
         f"def {spec.name}_1d({', '.join(args)}):",

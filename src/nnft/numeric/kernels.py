@@ -234,12 +234,14 @@ class _Plan:
             if not numba:
                 da = da[:, None]
                 db = db[None, :]
+            # numba writes into two alternating per-thread buffer sets (fresh pages cost more than the work)
+            kw = {"out": _pingpong(R, C, 2 if self.ntk else 1)[ell % 2]} if numba else {}
             if self.ntk:
-                res = self.mod.offdiag(da, K, db, T, cb, cw, lb, lw)
+                res = self.mod.offdiag(da, K, db, T, cb, cw, lb, lw, **kw)
                 K = np.broadcast_to(res[0], (R, C))
                 T = np.broadcast_to(res[1], (R, C))
             else:
-                res = self.mod.offdiag(da, K, db, cb, cw)
+                res = self.mod.offdiag(da, K, db, cb, cw, **kw)
                 K = np.broadcast_to(res[0], (R, C))
             if same is not None:  # duplicates: exactly the diagonal, whatever the map's numerics
                 K = np.array(K)
@@ -264,6 +266,22 @@ class _Plan:
                 out[ell, idx, idx] = d[ell]
         else:
             out[idx, idx] = d[-1 if layer is None else layer]
+
+
+_LOCAL = threading.local()
+
+
+def _pingpong(R: int, C: int, n: int) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """Two sets of n (R, C) output buffers for this thread, reused across tiles and layers."""
+    cache = getattr(_LOCAL, "bufs", None)
+    if cache is None:
+        cache = _LOCAL.bufs = {}
+    key = (R, C, n)
+    if key not in cache:
+        if len(cache) > 8:
+            cache.clear()
+        cache[key] = tuple(tuple(np.empty((R, C)) for _ in range(n)) for _ in range(2))
+    return cache[key]
 
 
 def _check_finite(arr: np.ndarray, what: str) -> None:
