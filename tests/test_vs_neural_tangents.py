@@ -356,7 +356,7 @@ def test_reference_file_layout():
         assert np.array_equal(x[a], -x[b])
     for a, b in REF["near_parallel_pairs"]:
         c = x[a] @ x[b] / (np.linalg.norm(x[a]) * np.linalg.norm(x[b]))
-        assert 1 - c < 1e-11 and not np.array_equal(x[a], x[b])
+        assert c > 1 - 1e-11 and not np.array_equal(x[a], x[b])
     assert np.all(np.linalg.norm(x, axis=1) > 0)
     assert REF["K"].dtype == np.float64 and REF["K"].shape == (N_CASES, 12, 12)
     assert np.all(np.isfinite(REF["K"]))
