@@ -19,19 +19,26 @@ _EXPORTS = {
     "ActivationError": "nnft.activations",
     "activation": "nnft.activations",
     "builtin_names": "nnft.activations",
+    "NNFTError": "nnft.errors",
+    "InputError": "nnft.errors",
+    "ParseError": "nnft.errors",
 }
 _SUBMODULES = {"montecarlo", "gaussian", "activations", "functions", "network", "recursions", "codegen", "numeric",
-               "runtime", "cumulants", "cli", "testing"}
+               "runtime", "cumulants", "cli", "testing", "errors"}
 
 __all__ = [
     "MLP",
     "Activation",
     "ActivationError",
+    "InputError",
     "Layer",
+    "NNFTError",
     "NetworkError",
+    "ParseError",
     "__version__",
     "activation",
     "builtin_names",
+    "errors",
     "montecarlo",
 ]
 

@@ -22,16 +22,13 @@ import numpy as np
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
+from nnft.errors import ActivationError
 from nnft.functions import Sigmoid, Softplus, unsafe
 
 #: The real variable every activation is written in.
 z = sp.Symbol("z", real=True)
 
 _TEST_POINTS = (-2.3, -1.1, -0.37, 0.29, 0.8, 1.7, 3.1)
-
-
-class ActivationError(ValueError):
-    """An activation name or expression that nnft cannot use."""
 
 
 @dataclass(frozen=True)

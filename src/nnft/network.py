@@ -20,10 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nnft.activations import Activation, activation
-
-
-class NetworkError(ValueError):
-    """An invalid network description or input."""
+from nnft.errors import NetworkError
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from nnft.errors import DivergenceError
 from nnft.network import MLP, validate_inputs
 from nnft.numeric.parallel import blas_threads, n_cores
 
@@ -182,7 +183,7 @@ class _Plan:
             cb, cw, lb, lw = self.params[ell]
             k = dK[ell - 1]
             if q > 0 and np.any(4 * q * k >= 1):
-                raise FloatingPointError(
+                raise DivergenceError(
                     f"the Gaussian average ⟨σ(z)²⟩ diverges at layer {ell + 1}: σ grows like exp({q:.3g} z²), so it "
                     f"is finite only for K < {1 / (4 * q):.3g}, but K^({ell}) reaches {float(np.max(k)):.3g}; "
                     "reduce C_W, C_b or the input scale"
@@ -286,7 +287,7 @@ def _pingpong(R: int, C: int, n: int) -> tuple[tuple[np.ndarray, ...], tuple[np.
 
 def _check_finite(arr: np.ndarray, what: str) -> None:
     if not np.all(np.isfinite(arr)):
-        raise FloatingPointError(
+        raise DivergenceError(
             f"{what} is not finite (overflow for these parameters: the kernel grows without bound with depth; "
             "reduce C_W or the depth, or rescale the inputs)"
         )

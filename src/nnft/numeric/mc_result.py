@@ -14,17 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nnft.errors import MonteCarloError, NoisyEstimateWarning
 from nnft.network import MLP
 
 __all__ = ["MonteCarloError", "MonteCarloResult", "NoisyEstimateWarning", "Statistic"]
-
-
-class MonteCarloError(ValueError):
-    """An invalid Monte Carlo request (sample count, batch size, layers, statistics …)."""
-
-
-class NoisyEstimateWarning(UserWarning):
-    """A requested statistic is dominated by sampling noise (|value| < 2 stderr for most components)."""
 
 
 @dataclass

@@ -8,13 +8,10 @@ their shared subexpressions (the arc-cosine angle, the correlation) are computed
 from __future__ import annotations
 
 from nnft.activations import Activation
+from nnft.errors import NTKUndefinedError
 from nnft.gaussian import Kaa, Kab, Kbb, expect_pair, expect_single
 from nnft.recursions.base import C_W, C_b, Equation, OneLayerMap, Theta_aa, Theta_ab, lambda_b, lambda_W
 from nnft.recursions.nngp import KINDS, nngp_map
-
-
-class NTKUndefinedError(ValueError):
-    """The NTK does not exist for this activation (σ jumps, so σ' is a Dirac delta)."""
 
 
 def ntk_map(act: Activation) -> OneLayerMap:
