@@ -1,4 +1,4 @@
-"""The ``nnft`` command line: ``nnft kernels`` (main job until ``nnft report`` lands), ``nnft mc``,
+"""The ``nnft`` command line: ``nnft report`` (the main job), ``nnft kernels``, ``nnft mc``,
 ``nnft recursion`` and ``nnft activations``.
 
 Examples::
@@ -165,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     pa = sub.add_parser("activations", help="list the built-in activations")
     pa.set_defaults(func=_cmd_activations)
+
+    from nnft.report import cli as report_cli
+
+    report_cli.register(sub).set_defaults(func=report_cli.run)
 
     try:
         from nnft import mc_cli
