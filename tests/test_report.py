@@ -207,3 +207,15 @@ def test_report_command_is_in_the_cli():
                        capture_output=True, text=True, timeout=60)
     assert "--quick" in r.stdout and "--config" in r.stdout
     assert Path(report_sections.__file__).name == "sections.py"
+
+
+@pytest.mark.slow
+def test_readme_main_job_runs_as_written(tmp_path):
+    """`nnft report` with no arguments (the README's first command) writes the default report in ./nnft-report."""
+    exe = shutil.which("nnft")
+    cmd = [exe, "report"] if exe else [sys.executable, "-m", "nnft.cli", "report"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    d = json.loads((tmp_path / "nnft-report" / "results.json").read_text())
+    assert d["config"]["activation"] == "tanh" and d["sections"]["montecarlo"]["status"] == "done"
+    assert d["sections"]["montecarlo"]["intercept_zscore"]["max_abs"] < 4.5

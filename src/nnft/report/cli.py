@@ -25,7 +25,7 @@ def register(sub) -> argparse.ArgumentParser:
     p.add_argument("--lambda_W", type=_floats, default=None, help="weight learning rate (default C_W)")
     p.add_argument("--inputs", "-x", default=None, help="inputs (P, n0) as .npy/.txt/.csv (default: built-in set)")
     p.add_argument("--config", default=None, help="a TOML file with any of these settings (flags override it)")
-    p.add_argument("--samples", type=int, default=None, help="Monte Carlo networks per width (default 4000; 0 "
+    p.add_argument("--samples", type=int, default=None, help="Monte Carlo networks per width (default 10000; 0 "
                    "skips the check)")
     p.add_argument("--seed", type=int, default=None, help="Monte Carlo seed (default 0)")
     p.add_argument("--out", "-o", default="nnft-report", help="output directory (default ./nnft-report)")

@@ -33,7 +33,7 @@ class ReportConfig:
     lambda_b: float | list[float] | None = None
     lambda_W: float | list[float] | None = None
     inputs: str | None = None
-    samples: int = 4000
+    samples: int = 10000
     seed: int = 0
     widths: tuple[int, ...] = DEFAULT_WIDTHS
     quick: bool = False
