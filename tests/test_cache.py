@@ -36,7 +36,7 @@ def _check(mod) -> None:
 @pytest.fixture
 def fresh(monkeypatch):
     """No fallback directory and no imported generated modules carried over from other tests."""
-    monkeypatch.setattr(cache, "_FALLBACK", {})
+    monkeypatch.setattr(cache, "_FALLBACK", {}, raising=False)
     cache.clear_memory_cache()
     yield
     cache.clear_memory_cache()
