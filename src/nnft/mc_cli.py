@@ -73,7 +73,8 @@ def register(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Execute ``nnft mc``; returns 0 on success, 2 on invalid input (message on stderr)."""
     import nnft
-    from nnft.montecarlo import MonteCarloError, NoisyEstimateWarning, estimate
+    from nnft.errors import NNFTError
+    from nnft.montecarlo import NoisyEstimateWarning, estimate
 
     try:
         net = nnft.MLP(args.activation, depth=args.depth, width=args.width, C_b=args.C_b, C_W=args.C_W,
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
                 workers=args.workers, progress=args.progress,
                 backend="dask" if client is not None else "numpy", client=client,
             )
-    except (MonteCarloError, nnft.NetworkError, nnft.ActivationError, OSError, ValueError) as exc:
+    except (NNFTError, OSError, ValueError, FloatingPointError) as exc:
         print(f"nnft mc: error: {exc}", file=sys.stderr)
         return 2
     print(repr(result))
