@@ -417,3 +417,21 @@ def test_at_returns_attributes_and_keeps_mapping_access():
     assert set(one) == {"G", "four_point_same", "four_point_cross"} and "G" in one and len(one) == 3
     with pytest.raises(AttributeError, match="six_point was not estimated"):
         one.six_point  # noqa: B018
+
+
+def test_monte_carlo_memory_is_checked_before_sampling(monkeypatch):
+    """P⁴ statistics kept per jackknife group: a run that cannot fit is refused before any network is drawn."""
+    import nnft.numeric.montecarlo as mc
+
+    def boom(*args, **kwargs):
+        raise AssertionError("sampled before checking memory")
+
+    monkeypatch.setattr(mc, "_run_groups", boom)
+    monkeypatch.setenv("NNFT_MEMORY_LIMIT", "64M")
+    x = np.random.default_rng(0).standard_normal((20, 3))  # 64 groups × P⁴ arrays ≈ 400 MiB
+    with pytest.raises(nnft.errors.ResourceError, match=r"P = 20 inputs, 64 groups.*statistics='G'"):
+        estimate(nnft.MLP("tanh", depth=2, width=8), x, samples=100)
+    monkeypatch.undo()
+    monkeypatch.setenv("NNFT_MEMORY_LIMIT", "64M")
+    r = _quiet(net=nnft.MLP("tanh", depth=2, width=8), x=x, samples=100, statistics="G")  # P² only: fits
+    assert r.G.value.shape == (20, 20)

@@ -172,6 +172,7 @@ def estimate(
             per += 2 * P * P * n[-1] * max(n[1:]) + n[-1] ** 2 * P * P
         batch_size = int(max(1, min(max(sizes), _TARGET_DOUBLES_PER_BATCH // max(per, 1))))
     plan = _Plan(**{**proto.__dict__, "batch_size": batch_size})
+    _check_mc_memory(plan, workers, per_network=proto.draws_per_network + 4 * sum(n[1:]) * P)
     _, _, how = _functions(net.activation)
 
     bar = None
@@ -229,6 +230,34 @@ def estimate(
                 stacklevel=2,
             )
     return result
+
+
+def _check_mc_memory(plan: _Plan, workers: int | None, per_network: int) -> None:
+    """Refuse, before sampling, a run whose group sums and jackknife replicates would not fit in memory.
+
+    Every group keeps its feature sums and every jackknife replicate its estimates; four-point and NTK
+    covariance statistics are P⁴ arrays, so they dominate (64 groups at P = 60 need ≈ 40 GiB).
+    """
+    from nnft.numeric.memory import check_memory
+    from nnft.numeric.parallel import n_cores
+
+    P = plan.x.shape[0]
+    n2, n4 = P * P, P**4
+    feats = ests = 0
+    for _ in plan.layers:
+        feats += n2 + (2 * n4 if "four_point" in plan.stats else 0) + (64 if "six_point" in plan.stats else 0)
+        ests += n2 + (2 * n4 if "four_point" in plan.stats else 0) + (3 if "six_point" in plan.stats else 0)
+    if "ntk" in plan.stats:
+        feats += n2 + 3 * n4
+        ests += n2 + 3 * n4
+    largest = n4 if ("four_point" in plan.stats or "ntk" in plan.stats) else n2
+    threads = min(n_cores() if workers is None else max(int(workers), 1), plan.groups)
+    batch = plan.batch_size * (per_network + feats)
+    need = 8 * (plan.groups * (feats + ests + largest) + threads * batch + 2 * feats)
+    stats = ", ".join(plan.stats)
+    check_memory(need, f"this Monte Carlo run (P = {P} inputs, {plan.groups} groups, statistics {stats})",
+                 "four-point and NTK covariance statistics are P⁴ arrays kept for every jackknife group: use "
+                 "fewer inputs, fewer groups=, statistics='G', or set batch_size= smaller")
 
 
 def _check_overflow(full: dict, errs: dict, plan: _Plan, net: MLP) -> None:
