@@ -61,27 +61,48 @@ def _ntk_path(args: argparse.Namespace) -> str:
     return args.ntk_out or str(tp.with_name(tp.stem + "_ntk" + tp.suffix))
 
 
-def _save(arr, path: str) -> str:
-    p = Path(path)
-    if p.suffix == ".zarr" or str(path).endswith(".zarr/"):
-        import dask.array as da
+def _store_lazily(arr, path: str):
+    """(a delayed store of ``arr`` into ``path``, where, the memmap to flush or None): .zarr or .npy."""
+    import dask.array as da
 
-        if not hasattr(arr, "dask"):
-            arr = da.from_array(arr, chunks=min(4096, arr.shape[0]))
-        arr.to_zarr(str(p), overwrite=True)
-        return f"zarr store {p}"
+    p = Path(path)
+    if not hasattr(arr, "dask"):
+        arr = da.from_array(arr, chunks=min(4096, arr.shape[0]))
+    if p.suffix == ".zarr" or str(path).endswith(".zarr/"):
+        return arr.to_zarr(str(p), overwrite=True, compute=False), f"zarr store {p}", None
     if p.suffix != ".npy":
         raise InputError(f"--out {path}: the output must end in .npy or .zarr")
-    if hasattr(arr, "dask"):
-        import dask.array as da
+    mm = np.lib.format.open_memmap(p, mode="w+", dtype=np.float64, shape=arr.shape)
+    return da.store(arr, mm, lock=False, compute=False), f"{p}", mm
 
-        mm = np.lib.format.open_memmap(p, mode="w+", dtype=np.float64, shape=arr.shape)
-        da.store(arr, mm, lock=False)
-        mm.flush()
-        del mm
-    else:
-        np.save(p, arr)
+
+def _save(arr, path: str) -> str:
+    p = Path(path)
+    if p.suffix == ".zarr" or str(path).endswith(".zarr/") or hasattr(arr, "dask"):
+        import dask
+
+        store, where, mm = _store_lazily(arr, path)
+        dask.compute(store)
+        if mm is not None:
+            mm.flush()
+        return where
+    if p.suffix != ".npy":
+        raise InputError(f"--out {path}: the output must end in .npy or .zarr")
+    np.save(p, arr)
     return f"{p}"
+
+
+def _save_lazy_pair(K, T, path: str, ntk_path: str) -> tuple[str, str]:
+    """Store lazy K and Θ in one dask computation, so the blocks they share are computed once."""
+    import dask
+
+    sk, wk, mk = _store_lazily(K, path)
+    st, wt, mt = _store_lazily(T, ntk_path)
+    dask.compute(sk, st)
+    for mm in (mk, mt):
+        if mm is not None:
+            mm.flush()
+    return wk, wt
 
 
 def _cmd_kernels(args: argparse.Namespace) -> int:
@@ -105,17 +126,23 @@ def _cmd_kernels(args: argparse.Namespace) -> int:
           + ("" if args.inputs else " (built-in default set; pass --inputs x.npy for your data)"))
     t0 = time.perf_counter()
     if args.chunks is not None:
-        K = net.nngp(x, chunks=args.chunks, backend=args.backend)
-        T = net.ntk(x, chunks=args.chunks, backend=args.backend) if want_ntk else None
+        # one lazy pass for both kernels: each block's tile yields its K and Θ blocks
+        lazy = net.kernels(x, ntk=want_ntk, layers="last", backend=args.backend, chunks=args.chunks)
+        K = lazy.K[0]
+        T = lazy.Theta[0] if want_ntk else None
     else:
         kern = net.kernels(x, ntk=want_ntk, layers="last", backend=args.backend)
         K = kern.nngp
         T = kern.ntk if want_ntk else None
     if args.out:
-        where = _save(K, args.out)
+        if T is not None and args.chunks is not None:
+            where, twhere = _save_lazy_pair(K, T, args.out, _ntk_path(args))
+        else:
+            where = _save(K, args.out)
+            twhere = _save(T, _ntk_path(args)) if T is not None else None
         print(f"# NNGP K^(L) written to {where}")
-        if T is not None:
-            print(f"# NTK Theta^(L) written to {_save(T, _ntk_path(args))}")
+        if twhere is not None:
+            print(f"# NTK Theta^(L) written to {twhere}")
     dt = time.perf_counter() - t0
     if args.chunks is None:
         P = K.shape[0]
