@@ -29,8 +29,14 @@ def _overflow_error(what: str, layer: int, activation) -> DivergenceError:
 
 
 def _check_finite(arr: np.ndarray, what: str, layer: int, activation) -> None:
-    """Raise :class:`DivergenceError` if ``arr`` holds an inf or NaN (sampled values overflowed)."""
-    if not np.all(np.isfinite(arr)):
+    """Raise :class:`DivergenceError` if ``arr`` holds an inf or NaN (sampled values overflowed).
+
+    One summation pass (no boolean temporary): inf/NaN make the sum non-finite; only then is the exact
+    elementwise test run, so a sum that merely overflowed from finite entries does not raise.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.sum(arr)
+    if not np.isfinite(total) and not np.all(np.isfinite(arr)):
         raise _overflow_error(what, layer, activation)
 
 
