@@ -79,12 +79,12 @@ def test_errors_exit_2_with_a_message(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_missing_input_file_and_chunks_without_out(tmp_path):
-    """A missing --inputs file and --chunks without --out are refused."""
-    with pytest.raises(SystemExit, match="no such file"):
-        main(["kernels", "--inputs", str(tmp_path / "nope.npy")])
-    with pytest.raises(SystemExit, match="--out"):
-        main(["kernels", "--chunks", "4"])
+def test_missing_input_file_and_chunks_without_out(tmp_path, capsys):
+    """A missing --inputs file and --chunks without --out are refused (exit 2, one-line message)."""
+    assert main(["kernels", "--inputs", str(tmp_path / "nope.npy")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["kernels", "--chunks", "4"]) == 2
+    assert "--out" in capsys.readouterr().err
 
 
 def test_console_script_runs():
@@ -93,3 +93,20 @@ def test_console_script_runs():
                            "--C_W", "2"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "done in" in proc.stdout
+
+
+def test_chunked_nngp_and_ntk_share_one_pass(tmp_path, monkeypatch):
+    """--chunks with the NTK stores K and Θ from one computation: each upper-triangle block's tile runs once."""
+    import nnft.numeric.kernels as km
+
+    calls = []
+    tile = km._Plan.tile
+    monkeypatch.setattr(km._Plan, "tile", lambda self, *a, **k: calls.append(1) or tile(self, *a, **k))
+    x = np.random.default_rng(4).standard_normal((50, 3))
+    np.save(tmp_path / "x.npy", x)
+    assert main(["kernels", "-a", "erf", "-L", "3", "--inputs", str(tmp_path / "x.npy"), "--chunks", "16",
+                 "--out", str(tmp_path / "K.npy")]) == 0
+    assert len(calls) == 4 * 5 // 2  # 4 × 4 blocks, 10 with j >= i
+    net = nnft.MLP("erf", depth=3)
+    np.testing.assert_allclose(np.load(tmp_path / "K.npy"), net.nngp(x), rtol=1e-14)
+    np.testing.assert_allclose(np.load(tmp_path / "K_ntk.npy"), net.ntk(x), rtol=1e-14)

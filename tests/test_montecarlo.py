@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import nnft
+from nnft.errors import DivergenceError
 from nnft.montecarlo import (
     MonteCarloError,
     NoisyEstimateWarning,
@@ -377,3 +378,60 @@ def test_inverse_width_fit_of_monte_carlo_recovers_linear_slope():
     fit = fit_inverse_width(ws, vals, errs, order=2)
     assert abs(fit.zscore(slope=4.0, intercept=0.0)["slope"]) < 4
     assert abs(fit.zscore(intercept=0.0)["intercept"]) < 4
+
+
+# ----------------------------------------------------------------------------- issue 12: overflow, groups, at()
+def test_overflowing_activation_raises_divergence_error_naming_the_layer():
+    """exp(z²) overflows float64 in the sampled activations: a DivergenceError, not NaN estimates."""
+    with pytest.raises(DivergenceError, match=r"overflow.*layer \d.*reduce C_W.*bounded activation"):
+        estimate(nnft.MLP("exp(z**2)", depth=3, width=4), np.ones((1, 8)), samples=200, seed=0)
+
+
+@pytest.mark.parametrize("statistics", [("G", "four_point"), ("ntk",)])
+def test_exploding_monomial_is_a_divergence_error_not_linalg_error(statistics):
+    """monomial(3) with C_W = 5 explodes with depth; the conditional sampler used to hit LinAlgError in eigh."""
+    x = 10 * np.random.default_rng(0).standard_normal((3, 4))
+    with pytest.raises(DivergenceError, match="overflow"):
+        estimate(nnft.MLP("monomial(3)", depth=8, width=8, C_W=5), x, samples=200, statistics=statistics)
+
+
+def test_overflow_in_moment_products_is_caught():
+    """Finite preactivations (≈1e90) whose fourth powers overflow: the estimates are refused, not inf/NaN."""
+    x = 1e90 * np.random.default_rng(0).standard_normal((3, 4))
+    with pytest.raises(DivergenceError, match="not finite"):
+        estimate(nnft.MLP("monomial(1)", depth=2, width=8), x, samples=200)
+
+
+def test_one_group_is_refused_upfront():
+    """groups=1 gave NaN standard errors; the jackknife needs two groups, so it is an error."""
+    with pytest.raises(MonteCarloError, match="groups must be >= 2"):
+        estimate(nnft.MLP("tanh", depth=2, width=3), X1, samples=100, groups=1)
+
+
+def test_at_returns_attributes_and_keeps_mapping_access():
+    r = _quiet(net=nnft.MLP("tanh", depth=2, width=4), x=X1, samples=200, seed=0, layers=(1, 2),
+               statistics=("G", "four_point"))
+    one = r.at(1)
+    assert one.G is one["G"] and one.layer == 1
+    assert np.array_equal(r.at(2).G.value, r.G.value)
+    assert set(one) == {"G", "four_point_same", "four_point_cross"} and "G" in one and len(one) == 3
+    with pytest.raises(AttributeError, match="six_point was not estimated"):
+        one.six_point  # noqa: B018
+
+
+def test_monte_carlo_memory_is_checked_before_sampling(monkeypatch):
+    """P⁴ statistics kept per jackknife group: a run that cannot fit is refused before any network is drawn."""
+    import nnft.numeric.montecarlo as mc
+
+    def boom(*args, **kwargs):
+        raise AssertionError("sampled before checking memory")
+
+    monkeypatch.setattr(mc, "_run_groups", boom)
+    monkeypatch.setenv("NNFT_MEMORY_LIMIT", "64M")
+    x = np.random.default_rng(0).standard_normal((20, 3))  # 64 groups × P⁴ arrays ≈ 400 MiB
+    with pytest.raises(nnft.errors.ResourceError, match=r"P = 20 inputs, 64 groups.*statistics='G'"):
+        estimate(nnft.MLP("tanh", depth=2, width=8), x, samples=100)
+    monkeypatch.undo()
+    monkeypatch.setenv("NNFT_MEMORY_LIMIT", "64M")
+    r = _quiet(net=nnft.MLP("tanh", depth=2, width=8), x=x, samples=100, statistics="G")  # P² only: fits
+    assert r.G.value.shape == (20, 20)

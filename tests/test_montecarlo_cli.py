@@ -35,3 +35,12 @@ def test_register_adds_mc_subcommand():
     register(sub)
     args = parser.parse_args(["mc", "--samples", "1e3", "--statistics", "G"])
     assert args.samples == 1000 and args.func is run
+
+
+def test_mc_cli_overflow_exits_2_and_writes_nothing(tmp_path, capsys):
+    """`nnft mc --activation 'exp(z**2)' --width 4` used to exit 0 printing n/a and JSON nulls."""
+    out = tmp_path / "r.json"
+    assert main(["mc", "--activation", "exp(z**2)", "--width", "4", "--samples", "200", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "overflow" in err and "layer" in err and "bounded activation" in err and "Traceback" not in err
+    assert not out.exists()

@@ -17,6 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from nnft import __version__
+from nnft.cli_io import check_output, load_inputs
+from nnft.errors import InputError, NNFTError
+
 
 def default_inputs(P: int = 8, n0: int = 3, seed: int = 0) -> np.ndarray:
     """The built-in input set: P seeded Gaussian points in R^{n0} scaled to |x|² = n0, plus a duplicate."""
@@ -49,37 +53,56 @@ def _add_net_args(p: argparse.ArgumentParser) -> None:
 def _load_inputs(path: str | None) -> np.ndarray:
     if path is None:
         return default_inputs()
+    return load_inputs(path)
+
+
+def _ntk_path(args: argparse.Namespace) -> str:
+    tp = Path(args.out)
+    return args.ntk_out or str(tp.with_name(tp.stem + "_ntk" + tp.suffix))
+
+
+def _store_lazily(arr, path: str):
+    """(a delayed store of ``arr`` into ``path``, where, the memmap to flush or None): .zarr or .npy."""
+    import dask.array as da
+
     p = Path(path)
-    if not p.exists():
-        raise SystemExit(f"nnft: error: --inputs {path}: no such file")
-    if p.suffix == ".npy":
-        return np.load(p, allow_pickle=False)
-    if p.suffix in (".txt", ".csv"):
-        return np.loadtxt(p, delimiter="," if p.suffix == ".csv" else None, ndmin=2)
-    raise SystemExit(f"nnft: error: --inputs must be a .npy, .txt or .csv file, got {path}")
+    if not hasattr(arr, "dask"):
+        arr = da.from_array(arr, chunks=min(4096, arr.shape[0]))
+    if p.suffix == ".zarr" or str(path).endswith(".zarr/"):
+        return arr.to_zarr(str(p), overwrite=True, compute=False), f"zarr store {p}", None
+    if p.suffix != ".npy":
+        raise InputError(f"--out {path}: the output must end in .npy or .zarr")
+    mm = np.lib.format.open_memmap(p, mode="w+", dtype=np.float64, shape=arr.shape)
+    return da.store(arr, mm, lock=False, compute=False), f"{p}", mm
 
 
 def _save(arr, path: str) -> str:
     p = Path(path)
-    if p.suffix == ".zarr" or str(path).endswith(".zarr/"):
-        import dask.array as da
+    if p.suffix == ".zarr" or str(path).endswith(".zarr/") or hasattr(arr, "dask"):
+        import dask
 
-        if not hasattr(arr, "dask"):
-            arr = da.from_array(arr, chunks=min(4096, arr.shape[0]))
-        arr.to_zarr(str(p), overwrite=True)
-        return f"zarr store {p}"
+        store, where, mm = _store_lazily(arr, path)
+        dask.compute(store)
+        if mm is not None:
+            mm.flush()
+        return where
     if p.suffix != ".npy":
-        raise SystemExit(f"nnft: error: output must end in .npy or .zarr, got {path}")
-    if hasattr(arr, "dask"):
-        import dask.array as da
-
-        mm = np.lib.format.open_memmap(p, mode="w+", dtype=np.float64, shape=arr.shape)
-        da.store(arr, mm, lock=False)
-        mm.flush()
-        del mm
-    else:
-        np.save(p, arr)
+        raise InputError(f"--out {path}: the output must end in .npy or .zarr")
+    np.save(p, arr)
     return f"{p}"
+
+
+def _save_lazy_pair(K, T, path: str, ntk_path: str) -> tuple[str, str]:
+    """Store lazy K and Θ in one dask computation, so the blocks they share are computed once."""
+    import dask
+
+    sk, wk, mk = _store_lazily(K, path)
+    st, wt, mt = _store_lazily(T, ntk_path)
+    dask.compute(sk, st)
+    for mm in (mk, mt):
+        if mm is not None:
+            mm.flush()
+    return wk, wt
 
 
 def _cmd_kernels(args: argparse.Namespace) -> int:
@@ -88,27 +111,38 @@ def _cmd_kernels(args: argparse.Namespace) -> int:
     x = _load_inputs(args.inputs)
     net = nnft.MLP(args.activation, depth=args.depth, C_b=args.C_b, C_W=args.C_W,
                    lambda_b=args.lambda_b, lambda_W=args.lambda_W)
+    want_ntk = not args.no_ntk and not net.activation.has_distributional_derivative
+    if args.chunks is not None:
+        if isinstance(args.chunks, bool) or args.chunks < 1:
+            raise InputError(f"--chunks must be a positive block size, got {args.chunks}")
+        if args.out is None:
+            raise InputError("--chunks streams the kernel to disk: give --out K.npy or K.zarr")
+    if args.out:  # before computing: a bad path must not cost the whole computation
+        check_output(args.out, suffixes=(".npy", ".zarr"))
+        if want_ntk:
+            check_output(_ntk_path(args), option="--ntk-out", suffixes=(".npy", ".zarr"))
     print(f"# {net!r}")
     print(f"# inputs: P = {x.shape[0]}, n0 = {x.shape[1] if x.ndim == 2 else '?'}"
           + ("" if args.inputs else " (built-in default set; pass --inputs x.npy for your data)"))
     t0 = time.perf_counter()
-    want_ntk = not args.no_ntk and not net.activation.has_distributional_derivative
     if args.chunks is not None:
-        K = net.nngp(x, chunks=args.chunks, backend=args.backend)
-        T = net.ntk(x, chunks=args.chunks, backend=args.backend) if want_ntk else None
-        if args.out is None:
-            raise SystemExit("nnft: error: --chunks streams the kernel to disk: give --out K.npy or K.zarr")
+        # one lazy pass for both kernels: each block's tile yields its K and Θ blocks
+        lazy = net.kernels(x, ntk=want_ntk, layers="last", backend=args.backend, chunks=args.chunks)
+        K = lazy.K[0]
+        T = lazy.Theta[0] if want_ntk else None
     else:
         kern = net.kernels(x, ntk=want_ntk, layers="last", backend=args.backend)
         K = kern.nngp
         T = kern.ntk if want_ntk else None
     if args.out:
-        where = _save(K, args.out)
+        if T is not None and args.chunks is not None:
+            where, twhere = _save_lazy_pair(K, T, args.out, _ntk_path(args))
+        else:
+            where = _save(K, args.out)
+            twhere = _save(T, _ntk_path(args)) if T is not None else None
         print(f"# NNGP K^(L) written to {where}")
-        if T is not None:
-            tp = Path(args.out)
-            tout = args.ntk_out or str(tp.with_name(tp.stem + "_ntk" + tp.suffix))
-            print(f"# NTK Theta^(L) written to {_save(T, tout)}")
+        if twhere is not None:
+            print(f"# NTK Theta^(L) written to {twhere}")
     dt = time.perf_counter() - t0
     if args.chunks is None:
         P = K.shape[0]
@@ -146,11 +180,13 @@ def _cmd_activations(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``nnft`` command."""
     parser = argparse.ArgumentParser(prog="nnft", description="Statistical field theory of wide neural networks.")
+    parser.add_argument("--version", action="version", version=f"nnft {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     pk = sub.add_parser("kernels", help="infinite-width NNGP K and NTK Theta of the output layer")
     _add_net_args(pk)
-    pk.add_argument("--inputs", "-x", default=None, help="inputs (P, n0) as .npy/.txt/.csv (default: built-in set)")
+    pk.add_argument("--inputs", "-x", default=None,
+                    help="inputs (P, n0) as .npy/.npz/.txt/.csv/.tsv (default: built-in set)")
     pk.add_argument("--out", "-o", default=None, help="write K to this .npy or .zarr (Theta to *_ntk.*)")
     pk.add_argument("--ntk-out", default=None, help="where to write Theta (default: <out>_ntk.<ext>)")
     pk.add_argument("--no-ntk", action="store_true", help="compute only the NNGP kernel")
@@ -186,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FloatingPointError) as exc:
+    except (NNFTError, ValueError, FloatingPointError, MemoryError, OSError) as exc:
         print(f"nnft: error: {exc}", file=sys.stderr)
         return 2
 

@@ -52,7 +52,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--C_W", "--cw", dest="C_W", type=_floats, default=1.0, help="weight variance(s) (default 1)")
     p.add_argument("--samples", type=_count, default=10_000, help="number of networks S, e.g. 1e6")
     p.add_argument("--seed", type=int, default=0, help="seed (results are bit-reproducible)")
-    p.add_argument("--inputs", help="inputs x as a .npy file of shape (P, n_0); default one input of ones")
+    p.add_argument("--inputs", help="inputs x (P, n_0) as .npy/.npz/.txt/.csv/.tsv (default one input of ones)")
     p.add_argument("--n0", type=int, default=8, help="input dimension when --inputs is not given")
     p.add_argument("--layers", type=_ints, default=None, help="layers to report, e.g. 1,3 (default output)")
     p.add_argument(
@@ -73,15 +73,19 @@ def register(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Execute ``nnft mc``; returns 0 on success, 2 on invalid input (message on stderr)."""
     import nnft
-    from nnft.montecarlo import MonteCarloError, NoisyEstimateWarning, estimate
+    from nnft.cli_io import check_output, load_inputs
+    from nnft.errors import NNFTError
+    from nnft.montecarlo import NoisyEstimateWarning, estimate
 
     try:
         net = nnft.MLP(args.activation, depth=args.depth, width=args.width, C_b=args.C_b, C_W=args.C_W,
                        n_out=args.n_out)
         if args.inputs:
-            x = np.load(args.inputs)
+            x = load_inputs(args.inputs)
         else:
             x = np.ones((1, args.n0))
+        if args.out:  # before sampling: a bad path must not cost the whole run
+            check_output(args.out)
         client = None
         if args.scheduler:
             from distributed import Client
@@ -96,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
                 workers=args.workers, progress=args.progress,
                 backend="dask" if client is not None else "numpy", client=client,
             )
-    except (MonteCarloError, nnft.NetworkError, nnft.ActivationError, OSError, ValueError) as exc:
+    except (NNFTError, OSError, ValueError, FloatingPointError, MemoryError) as exc:
         print(f"nnft mc: error: {exc}", file=sys.stderr)
         return 2
     print(repr(result))
@@ -104,8 +108,12 @@ def run(args: argparse.Namespace) -> int:
     for w in caught:
         print(f"note: {w.message}", file=sys.stderr)
     if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(result.to_dict(), fh, indent=1)
+        try:
+            with open(args.out, "w") as fh:
+                json.dump(result.to_dict(), fh, indent=1)
+        except OSError as exc:
+            print(f"nnft mc: error: --out {args.out}: cannot write it: {exc}", file=sys.stderr)
+            return 2
         print(f"wrote {args.out}")
     return 0
 

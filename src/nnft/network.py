@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,16 +158,19 @@ class MLP:
         )
 
     # ------------------------------------------------------------------ kernels
-    def kernels(self, x, *, ntk: bool = True, layers: str = "all", backend: str = "numpy"):
+    def kernels(self, x, *, ntk: bool = True, layers: str = "all", backend: str = "numpy",
+                chunks: int | None = None):
         """K^{(ℓ)} (and Θ^{(ℓ)}) of every layer ℓ = 1..L for inputs ``x`` of shape (P, n_0).
 
         Returns a :class:`nnft.numeric.kernels.Kernels` with arrays ``K`` and ``Theta`` of shape (L, P, P);
         ``layers="last"`` keeps only the output layer ((1, P, P)): both output kernels in one pass, the
-        fastest way to get ``.nngp`` and ``.ntk`` together.
+        fastest way to get ``.nngp`` and ``.ntk`` together. With ``chunks`` (a block size) the arrays are
+        lazy Dask arrays computed block by block, as for :meth:`nngp`; without it a request that would not
+        fit in memory raises :class:`nnft.errors.ResourceError` before allocating.
         """
         from nnft.numeric.kernels import layer_kernels
 
-        return layer_kernels(self, x, ntk=ntk, layers=layers, backend=backend)
+        return layer_kernels(self, x, ntk=ntk, layers=layers, backend=backend, chunks=chunks)
 
     def nngp(self, x, *, chunks: int | None = None, backend: str = "numpy"):
         """The output-layer NNGP kernel K^{(L)} (P × P); a dask array evaluated block by block if ``chunks``."""
@@ -196,14 +199,59 @@ def _as_activation(spec) -> Activation:
         raise NetworkError(str(exc)) from exc
 
 
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Number | np.number | np.bool_) and not isinstance(v, str)
+
+
+def _diagnose_inputs(x) -> str:
+    """Why ``x`` is not a numeric (P, n_0) array: ragged rows or the first None / non-numeric entry."""
+    try:
+        obj = np.array(x, dtype=object)
+    except (TypeError, ValueError):
+        obj = None
+    if obj is None or (obj.ndim >= 1 and any(
+            isinstance(v, Sequence | np.ndarray) and not isinstance(v, str) for v in obj.reshape(-1))):
+        rows = list(x) if isinstance(x, Sequence | np.ndarray) else []
+        lengths = [len(r) if isinstance(r, Sized) and not isinstance(r, str) else None for r in rows]
+        if lengths and len(set(lengths)) > 1:
+            first = lengths[0]
+            i = next(k for k, n in enumerate(lengths) if n != first)
+            def count(n):
+                return "a scalar" if n is None else f"{n} entr{'y' if n == 1 else 'ies'}"
+
+            return (f"inputs are ragged: row 0 has {count(first)} but row {i} has {count(lengths[i])}; every "
+                    "input must have the same n_0 features (pad or drop rows first)")
+        return "inputs are ragged (nested sequences of unequal lengths); give a rectangular (P, n_0) array"
+    for idx, v in np.ndenumerate(obj):
+        if not _is_number(v):
+            where = "x[" + ", ".join(str(i) for i in idx) + "]"
+            return (f"inputs must be a numeric array of shape (P, n_0): None / non-numeric entry {v!r} at {where}; "
+                    "replace missing values first")
+    return "inputs must be a numeric array of shape (P, n_0)"
+
+
 def validate_inputs(x) -> np.ndarray:
-    """Return ``x`` as a float64 (P, n_0) array, or raise a clear error for bad shapes or values."""
-    if np.iscomplexobj(x):
+    """Return ``x`` as a float64 (P, n_0) array, or raise a clear error for bad shapes or values.
+
+    Ragged nested lists and None / non-numeric entries are named with their position (a None is not
+    silently read as NaN); complex, NaN and inf inputs are refused.
+    """
+    numeric = isinstance(x, np.ndarray) and x.dtype.kind in "biufc"
+    try:
+        complex_ = np.iscomplexobj(x)
+    except (TypeError, ValueError) as exc:
+        raise NetworkError(_diagnose_inputs(x)) from exc
+    if complex_:
         raise NetworkError("inputs must be real; got a complex array (take .real or the modulus first)")
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise NetworkError(f"inputs must be a numeric array of shape (P, n_0): {exc}") from exc
+        raise NetworkError(f"{_diagnose_inputs(x)} ({exc})") from exc
+    if not numeric and arr.dtype == np.float64 and np.isnan(arr).any():
+        # np.asarray reads None as NaN: report the entry that is really missing
+        msg = _diagnose_inputs(x)
+        if "non-numeric" in msg:
+            raise NetworkError(msg)
     if arr.ndim != 2:
         hint = " (for a single input use x[None, :])" if arr.ndim == 1 else ""
         raise NetworkError(f"inputs must have shape (P, n_0), got shape {arr.shape}{hint}")

@@ -17,6 +17,7 @@ This holds for quadrature maps too (the 2-D rule at c = 1), at the cost of P ext
 
 from __future__ import annotations
 
+import operator
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,7 @@ import numpy as np
 
 from nnft.errors import DivergenceError
 from nnft.network import MLP, validate_inputs
+from nnft.numeric.memory import check_memory
 from nnft.numeric.parallel import blas_threads, n_cores
 
 DEFAULT_TILE = 256
@@ -34,7 +36,12 @@ DEFAULT_TILE = 256
 
 @dataclass
 class Kernels:
-    """K^{(ℓ)} and Θ^{(ℓ)} for the layers in ``layers``: arrays (len(layers), P, P); ``Theta`` None if not asked."""
+    """K^{(ℓ)} and Θ^{(ℓ)} for the layers in ``layers``: arrays (len(layers), P, P); ``Theta`` None if not asked.
+
+    With ``net.kernels(x, chunks=c)`` the arrays are lazy Dask arrays (``lazy`` is True): index them,
+    ``.compute()`` them or store them (``dask.array.to_zarr``); ``dask.compute(k.K, k.Theta)`` computes
+    both from one pass over the blocks.
+    """
 
     K: np.ndarray
     Theta: np.ndarray | None
@@ -64,12 +71,20 @@ class Kernels:
             raise ValueError("the NTK was not computed: call net.kernels(x, ntk=True)")
         return self.Theta[-1]
 
+    @property
+    def lazy(self) -> bool:
+        """True when ``K`` and ``Theta`` are lazy Dask arrays (``chunks=``), not numpy arrays."""
+        return not isinstance(self.K, np.ndarray)
+
     def __repr__(self) -> str:
         P = self.K.shape[1]
+        lazy = ", lazy dask arrays" if self.lazy else ""
         return (f"Kernels(layers={list(self.layers)}, P={P}, ntk={'yes' if self.Theta is not None else 'no'}, "
-                f"net={self.net!r})")
+                f"net={self.net!r}{lazy})")
 
     def _repr_html_(self) -> str:
+        if self.lazy:
+            return f"<b>Kernels</b> of {self.net!r}, P = {self.K.shape[1]}, layers {list(self.layers)} (lazy)"
         rows = "".join(
             f"<tr><td>{self.layers[i]}</td><td>{np.mean(np.diag(k)):.6g}</td><td>{np.mean(k):.6g}</td>"
             + (f"<td>{np.mean(np.diag(t)):.6g}</td>" if self.Theta is not None else "")
@@ -323,8 +338,7 @@ def _executor(n: int) -> ThreadPoolExecutor:
 def _compute(plan: _Plan, keep_all: bool, tile: int | None = None, threads: int | None = None):
     P = plan.x.shape[0]
     if tile is None:
-        # a few tiles for small P (so both cores work, measured best at P = 256), 256 (cache-resident) for large P
-        tile = int(min(DEFAULT_TILE, max(64, P // 2)))
+        tile = _default_tile(P)
     shape = (plan.L, P, P) if keep_all else (P, P)
     K = np.empty(shape)
     T = np.empty(shape) if plan.ntk else None
@@ -379,15 +393,69 @@ def _compute(plan: _Plan, keep_all: bool, tile: int | None = None, threads: int 
     return K, T
 
 
+def _default_tile(P: int) -> int:
+    # a few tiles for small P (so both cores work, measured best at P = 256), 256 (cache-resident) for large P
+    return int(min(DEFAULT_TILE, max(64, P // 2)))
+
+
+def _request_bytes(P: int, n0: int, L: int, *, kept: int, arrays: int, tile: int, threads: int) -> int:
+    """Bytes of one in-memory kernel request: the output arrays plus the working set, counted before allocating.
+
+    ``kept`` layers of ``arrays`` (1 for K, 2 for K and Θ) P × P float64 outputs; the finiteness check's
+    boolean temporary of one output; per thread a tile's Gram matrix, per-layer outputs (``kept`` × ``arrays``)
+    and reused buffers; and the O(P (L + n_0)) diagonals and duplicate detection.
+    """
+    out = 8 * kept * arrays * P * P
+    temp = kept * P * P  # np.isfinite(K) of one output array
+    t = min(tile, P)
+    per_thread = 8 * t * t * (kept * arrays + 4 * arrays + 2)
+    small = 8 * P * (2 * L + 4 * n0 + 8)
+    return out + temp + threads * per_thread + small
+
+
+def _check_request(net: MLP, x: np.ndarray, *, kept: int, arrays: int, tile: int | None, what: str,
+                   fix: str) -> None:
+    """Refuse an in-memory kernel request that would not fit, before any P × P allocation."""
+    P, n0 = x.shape
+    need = _request_bytes(P, n0, net.depth, kept=kept, arrays=arrays, tile=tile or _default_tile(P),
+                          threads=n_cores())
+    check_memory(need, f"{what} at P = {P}", fix)
+
+
+def _chunks_fix(P: int) -> str:
+    c = min(4096, max(256, P // 8))
+    return (f"compute it out of core with chunks= (e.g. chunks={c}: a lazy Dask array evaluated block by block; "
+            "store it with dask.array.to_zarr or into a .npy memmap, or `nnft kernels --chunks ... --out K.zarr`)")
+
+
 def layer_kernels(net: MLP, x, *, ntk: bool = True, layers: str = "all", backend: str = "numpy",
-                  tile: int | None = None) -> Kernels:
+                  tile: int | None = None, chunks: int | None = None) -> Kernels:
     """K^{(ℓ)} (and Θ^{(ℓ)}) for every layer ℓ = 1..L (``layers="all"``, arrays (L, P, P)) or for the
-    output layer only (``layers="last"``, arrays (1, P, P)) — both output kernels in one pass."""
+    output layer only (``layers="last"``, arrays (1, P, P)) — both output kernels in one pass.
+
+    With ``chunks`` (a block size) ``K`` and ``Theta`` are lazy Dask arrays of the same shapes, computed
+    block by block (one tile computation yields the K and Θ blocks of every kept layer). Without it, a
+    request whose arrays would not fit in the available memory raises :class:`nnft.errors.ResourceError`
+    before anything is allocated.
+    """
     if layers not in ("all", "last"):
         raise ValueError(f"layers must be 'all' or 'last', got {layers!r}")
     x = validate_inputs(x)
-    plan = _Plan(net, x, ntk, backend)
     keep_all = layers == "all"
+    if chunks is not None:
+        _check_chunks(chunks)
+        plan = _Plan(net, x, ntk, backend)
+        K, T = _dask_layers(plan, keep_all, int(chunks))
+        idx = tuple(range(1, plan.L + 1)) if keep_all else (plan.L,)
+        return Kernels(K=K, Theta=T, net=net, layers=idx)
+    fix = _chunks_fix(x.shape[0])
+    if keep_all and net.depth > 1:
+        fix += '; or keep only the output layer with layers="last"'
+    if ntk:
+        fix += "; or skip the NTK with ntk=False"
+    _check_request(net, x, kept=net.depth if keep_all else 1, arrays=2 if ntk else 1, tile=tile,
+                   what=f"net.kernels(x, layers={layers!r}{'' if ntk else ', ntk=False'})", fix=fix)
+    plan = _Plan(net, x, ntk, backend)
     K, T = _compute(plan, keep_all=keep_all, tile=tile)
     if not keep_all:
         K = K[None]
@@ -402,6 +470,12 @@ def output_kernel(net: MLP, x, *, which: str, chunks: int | None = None, backend
     if which not in ("nngp", "ntk"):
         raise ValueError(f"which must be 'nngp' or 'ntk', got {which!r}")
     x = validate_inputs(x)
+    if chunks is None:
+        # the NTK pass computes K alongside Θ: both arrays are allocated
+        _check_request(net, x, kept=1, arrays=2 if which == "ntk" else 1, tile=tile, what=f"net.{which}(x)",
+                       fix=_chunks_fix(x.shape[0]))
+    else:
+        _check_chunks(chunks)
     plan = _Plan(net, x, ntk=(which == "ntk"), backend=backend)
     if chunks is not None:
         return _dask_kernel(plan, which, chunks)
@@ -420,8 +494,7 @@ def _dask_kernel(plan: _Plan, which: str, chunks: int):
         from dask.highlevelgraph import HighLevelGraph
     except ImportError as exc:  # pragma: no cover - dask is in the [dask] extra
         raise ImportError("chunks= needs dask: pip install 'nnft[dask]'") from exc
-    if isinstance(chunks, bool) or not isinstance(chunks, int | np.integer) or chunks < 1:
-        raise ValueError(f"chunks must be a positive integer block size, got {chunks!r}")
+    _check_chunks(chunks)
     P = plan.x.shape[0]
     starts = list(range(0, P, int(chunks)))
     sizes = tuple(min(int(chunks), P - s) for s in starts)
@@ -435,6 +508,73 @@ def _dask_kernel(plan: _Plan, which: str, chunks: int):
                 graph[(name, i, j)] = (np.transpose, (name, j, i))
     hlg = HighLevelGraph.from_collections(name, graph, dependencies=())
     return da.Array(hlg, name, chunks=(sizes, sizes), dtype=np.float64, meta=np.empty((0, 0)))
+
+
+def _check_chunks(chunks) -> None:
+    """A positive integer block size, else ValueError."""
+    if isinstance(chunks, bool) or not isinstance(chunks, int | np.integer) or chunks < 1:
+        raise ValueError(f"chunks must be a positive integer block size, got {chunks!r}")
+
+
+def _swap_last(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.swapaxes(a, -1, -2))
+
+
+def _dask_layers(plan: _Plan, keep_all: bool, chunks: int):
+    """Lazy (n_kept, P, P) dask arrays K and Θ (None without the NTK) sharing one task per upper-triangle block.
+
+    Block (i, j ≥ i) runs :meth:`_Plan.tile` once for every kept layer and both kernels; block (i, j < i) of
+    either array is the transpose of its mirror, as in :func:`_dask_kernel`.
+    """
+    try:
+        import dask.array as da
+        from dask.highlevelgraph import HighLevelGraph
+    except ImportError as exc:  # pragma: no cover - dask is in the [dask] extra
+        raise ImportError("chunks= needs dask: pip install 'nnft[dask]'") from exc
+    P = plan.x.shape[0]
+    starts = list(range(0, P, chunks))
+    sizes = tuple(min(chunks, P - s) for s in starts)
+    nl = plan.L if keep_all else 1
+    token = uuid.uuid4().hex
+    pair = f"nnft-kernels-blocks-{token}"
+    pair_graph = {
+        (pair, i, j): (_dask_layer_block, plan, keep_all, r0, r0 + sizes[i], c0, c0 + sizes[j])
+        for i, r0 in enumerate(starts) for j, c0 in enumerate(starts) if j >= i
+    }
+    out = []
+    for k, which in enumerate(("K", "Theta") if plan.ntk else ("K",)):
+        name = f"nnft-kernels-{which}-{token}"
+        graph: dict = {}
+        for i in range(len(starts)):
+            for j in range(len(starts)):
+                if j >= i:
+                    graph[(name, 0, i, j)] = (operator.getitem, (pair, i, j), k)
+                else:
+                    graph[(name, 0, i, j)] = (_swap_last, (name, 0, j, i))
+        hlg = HighLevelGraph(layers={pair: pair_graph, name: graph}, dependencies={pair: set(), name: {pair}})
+        out.append(da.Array(hlg, name, chunks=((nl,), sizes, sizes), dtype=np.float64, meta=np.empty((0, 0, 0))))
+    return out[0], (out[1] if plan.ntk else None)
+
+
+def _dask_layer_block(plan: _Plan, keep_all: bool, r0: int, r1: int, c0: int, c1: int):
+    """One block (n_kept, R, C) of K and of Θ (None without the NTK), exact diagonals where it meets the diagonal."""
+    rows, cols = slice(r0, r1), slice(c0, c1)
+    k, t = plan.tile(rows, cols, keep_all=keep_all)
+    res = []
+    for arr, d in ((k, plan.dK), (t, plan.dT)):
+        if arr is None:
+            res.append(None)
+            continue
+        arr = arr if keep_all else arr[None]
+        if r0 == c0 and r1 == c1:
+            arr = _sym(arr)
+        lo, hi = max(r0, c0), min(r1, c1)
+        if lo < hi:
+            idx = np.arange(lo, hi)
+            dd = d if keep_all else d[-1:]
+            arr[:, idx - r0, idx - c0] = dd[:, idx]
+        res.append(arr)
+    return res[0], res[1]
 
 
 def _dask_block(plan: _Plan, which: str, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:

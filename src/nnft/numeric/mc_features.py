@@ -71,14 +71,16 @@ def _ntk_features(theta: np.ndarray) -> dict[str, np.ndarray]:
 
 def _batch_features(plan: _Plan, eps: np.ndarray, sigma, dsigma) -> dict[str, np.ndarray]:
     """Every per-network feature of one batch, keyed ``"ℓ:name"`` (NTK features ``"L:ntk:name"``)."""
-    zs, theta = _forward(plan, eps, sigma, dsigma)
-    feats: dict[str, np.ndarray] = {}
-    for ell in plan.layers:
-        for k, v in _layer_features(plan, zs[ell]).items():
-            feats[f"{ell}:{k}"] = v
-    if theta is not None:
-        for k, v in _ntk_features(theta).items():
-            feats[f"{plan.depth}:ntk:{k}"] = v
+    # overflow is detected and raised, with the layer, by _forward and by the final check of estimate()
+    with np.errstate(over="ignore", invalid="ignore"):
+        zs, theta = _forward(plan, eps, sigma, dsigma)
+        feats: dict[str, np.ndarray] = {}
+        for ell in plan.layers:
+            for k, v in _layer_features(plan, zs[ell]).items():
+                feats[f"{ell}:{k}"] = v
+        if theta is not None:
+            for k, v in _ntk_features(theta).items():
+                feats[f"{plan.depth}:ntk:{k}"] = v
     return feats
 
 
@@ -99,10 +101,11 @@ def _run_group(plan: _Plan, g: int, progress: Callable[[int], None] | None = Non
         B = min(plan.batch_size, size - done)
         eps = rng.standard_normal((B, per))
         feats = _batch_features(plan, eps, sigma, dsigma)
-        if acc is None:
-            acc = {k: np.cumsum(v, axis=0)[-1] for k, v in feats.items()}
-        else:
-            acc = {k: np.cumsum(np.concatenate([acc[k][None], v]), axis=0)[-1] for k, v in feats.items()}
+        with np.errstate(over="ignore", invalid="ignore"):
+            if acc is None:
+                acc = {k: np.cumsum(v, axis=0)[-1] for k, v in feats.items()}
+            else:
+                acc = {k: np.cumsum(np.concatenate([acc[k][None], v]), axis=0)[-1] for k, v in feats.items()}
         done += B
         if progress is not None:
             progress(B)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,7 @@ import numpy as np
 from nnft.errors import MonteCarloError, NoisyEstimateWarning
 from nnft.network import MLP
 
-__all__ = ["MonteCarloError", "MonteCarloResult", "NoisyEstimateWarning", "Statistic"]
+__all__ = ["LayerStatistics", "MonteCarloError", "MonteCarloResult", "NoisyEstimateWarning", "Statistic"]
 
 
 @dataclass
@@ -127,13 +128,59 @@ def _jsonable(a: np.ndarray):
     return arr.tolist()
 
 
+class LayerStatistics(Mapping):
+    """The statistics of one layer: attributes (``.G``, ``.four_point_same`` …) and read-only mapping access.
+
+    ``result.at(ℓ).G`` matches ``result.G`` for the default layer; ``result.at(ℓ)["G"]``, ``in``, ``keys()``
+    and iteration keep working as for the plain dict returned by earlier versions.
+    """
+
+    def __init__(self, layer: int, stats: dict[str, Statistic]) -> None:
+        self._layer = layer
+        self._stats = stats
+
+    @property
+    def layer(self) -> int:
+        """The layer ℓ (1-based) these statistics belong to."""
+        return self._layer
+
+    def __getitem__(self, name: str) -> Statistic:
+        return self._stats[name]
+
+    def __iter__(self):
+        return iter(self._stats)
+
+    def __len__(self) -> int:
+        return len(self._stats)
+
+    def __getattr__(self, name: str) -> Statistic:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        stats = self.__dict__.get("_stats", {})
+        if name in stats:
+            return stats[name]
+        if name in _DESCRIPTIONS:
+            raise AttributeError(
+                f"{name} was not estimated at layer {self.__dict__.get('_layer')}; request it with statistics=..."
+                " (the NTK is available at the output layer with the explicit sampler)"
+            )
+        raise AttributeError(name)
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *self._stats})
+
+    def __repr__(self) -> str:
+        return f"LayerStatistics(layer {self._layer}: {', '.join(self._stats)})"
+
+
 class MonteCarloResult:
     """Estimates from one Monte Carlo run; attributes are :class:`Statistic` objects of the default layer.
 
     ``result.G``, ``result.four_point_same``, ``result.four_point_cross``, ``result.six_point``,
     ``result.ntk_mean``, ``result.ntk_var`` (``ntk_cov_cross``, ``ntk_offdiag``) refer to ``result.layer``
     (the last requested layer); ``result.at(ℓ)`` gives the statistics of another requested layer as a
-    dict. ``samples``, ``seed``, ``sampler``, ``groups`` record how the numbers were made.
+    :class:`LayerStatistics` (``result.at(1).G``; ``result.at(1)["G"]`` works too). ``samples``, ``seed``,
+    ``sampler``, ``groups`` record how the numbers were made.
     """
 
     def __init__(self, stats: dict[int, dict[str, Statistic]], *, samples: int, seed: int, sampler: str,
@@ -149,11 +196,11 @@ class MonteCarloResult:
         self.layers = tuple(sorted(stats))
         self.layer = self.layers[-1]
 
-    def at(self, layer: int) -> dict[str, Statistic]:
-        """The statistics of one requested layer ℓ (1-based, as in CONVENTIONS.md)."""
+    def at(self, layer: int) -> LayerStatistics:
+        """The statistics of one requested layer ℓ (1-based, as in CONVENTIONS.md): ``result.at(ℓ).G``."""
         if layer not in self._stats:
             raise MonteCarloError(f"layer {layer} was not requested; this result has layers {self.layers}")
-        return self._stats[layer]
+        return LayerStatistics(layer, self._stats[layer])
 
     def __getattr__(self, name: str) -> Statistic:
         if name.startswith("_"):

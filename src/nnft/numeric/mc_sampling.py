@@ -14,7 +14,30 @@ from collections.abc import Callable
 
 import numpy as np
 
+from nnft.errors import DivergenceError
 from nnft.numeric.mc_plan import _Plan
+
+
+def _overflow_error(what: str, layer: int, activation) -> DivergenceError:
+    """The error for sampled values that left float64 (inf/NaN) at ``layer``, with what to change."""
+    name = getattr(activation, "name", str(activation))
+    return DivergenceError(
+        f"Monte Carlo overflow: the sampled {what} at layer {layer} are not finite in float64 (σ = {name}); "
+        "the finite-width network blows up for these parameters: reduce C_W, C_b or the input scale, use fewer "
+        "layers, or choose a bounded activation"
+    )
+
+
+def _check_finite(arr: np.ndarray, what: str, layer: int, activation) -> None:
+    """Raise :class:`DivergenceError` if ``arr`` holds an inf or NaN (sampled values overflowed).
+
+    One summation pass (no boolean temporary): inf/NaN make the sum non-finite; only then is the exact
+    elementwise test run, so a sum that merely overflowed from finite entries does not raise.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.sum(arr)
+    if not np.isfinite(total) and not np.all(np.isfinite(arr)):
+        raise _overflow_error(what, layer, activation)
 
 
 def _eps_layers(plan: _Plan, eps: np.ndarray):
@@ -41,7 +64,14 @@ def _psd_sqrt(S: np.ndarray) -> np.ndarray:
     """A with AᵀA = S for a stack of symmetric PSD matrices (eigh; tiny negative eigenvalues clipped)."""
     if S.shape[-1] == 1:
         return np.sqrt(np.maximum(S, 0.0))
-    w, U = np.linalg.eigh(S)
+    try:
+        w, U = np.linalg.eigh(S)
+    except np.linalg.LinAlgError as exc:  # only for non-finite or astronomically scaled covariances
+        raise DivergenceError(
+            "Monte Carlo overflow: the conditional covariance of the next layer cannot be factorised "
+            f"({exc}); its entries reach {float(np.max(np.abs(S))):.3g}: reduce C_W, C_b or the input scale, "
+            "or choose a bounded activation"
+        ) from exc
     return np.sqrt(np.maximum(w, 0.0))[..., :, None] * np.swapaxes(U, -1, -2)
 
 
@@ -73,16 +103,22 @@ def _forward(plan: _Plan, eps: np.ndarray, sigma: Callable, dsigma: Callable | N
                 A = np.broadcast_to(_psd_sqrt(S[None]), (B, P, P))
             else:
                 S = plan.C_b[i] + (plan.C_W[i] / n_in) * np.matmul(np.swapaxes(phi, 1, 2), phi)
+                _check_finite(S, "conditional covariances C_b + C_W σ(z)·σ(z)/n", ell, plan.activation)
                 A = _psd_sqrt(S)
             z = np.matmul(draws[i], A)
+        _check_finite(z, "preactivations z", ell, plan.activation)
         zs[ell] = z
         if ell < plan.depth or keep_ntk:
             if keep_ntk:
                 phis.append(np.broadcast_to(x.T, (B, n_in, P)) if ell == 1 else phi)
             phi = sigma(z)
+            _check_finite(phi, "activations σ(z)", ell, plan.activation)
             if keep_ntk and ell < plan.depth:
                 dphis.append(dsigma(z))
+                _check_finite(dphis[-1], "derivatives σ′(z)", ell, plan.activation)
     ntk = _ntk_from_forward(plan, phis, dphis, Ws) if keep_ntk else None
+    if ntk is not None:
+        _check_finite(ntk, "empirical NTK Θ̂", plan.depth, plan.activation)
     return zs, ntk
 
 

@@ -48,6 +48,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from nnft.errors import DivergenceError
 from nnft.network import MLP, validate_inputs
 from nnft.numeric.fits import InverseWidthFit, fit_inverse_width
 from nnft.numeric.mc_activations import _functions
@@ -56,6 +57,7 @@ from nnft.numeric.mc_estimators import _jackknife
 from nnft.numeric.mc_plan import STATISTICS, _as_count, _Plan
 from nnft.numeric.mc_result import (
     _DESCRIPTIONS,
+    LayerStatistics,
     MonteCarloError,
     MonteCarloResult,
     NoisyEstimateWarning,
@@ -68,6 +70,7 @@ __all__ = [
     "STATISTICS",
     "SIX_POINT_PATTERNS",
     "InverseWidthFit",
+    "LayerStatistics",
     "MonteCarloError",
     "MonteCarloResult",
     "NoisyEstimateWarning",
@@ -121,7 +124,7 @@ def estimate(
     x = validate_inputs(x)
     P, n0 = x.shape
     S = _as_count("samples", samples, 2)
-    groups = _as_count("groups", groups, 1)
+    groups = _as_count("groups", groups, 2)
     groups = min(groups, S)
     if batch_size is not None:
         batch_size = _as_count("batch_size", batch_size, 1)
@@ -169,6 +172,7 @@ def estimate(
             per += 2 * P * P * n[-1] * max(n[1:]) + n[-1] ** 2 * P * P
         batch_size = int(max(1, min(max(sizes), _TARGET_DOUBLES_PER_BATCH // max(per, 1))))
     plan = _Plan(**{**proto.__dict__, "batch_size": batch_size})
+    _check_mc_memory(plan, workers, per_network=proto.draws_per_network + 4 * sum(n[1:]) * P)
     _, _, how = _functions(net.activation)
 
     bar = None
@@ -189,7 +193,9 @@ def estimate(
         if bar is not None:
             bar.close()
 
-    full, errs = _jackknife(parts, plan)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is raised just below, by name and layer
+        full, errs = _jackknife(parts, plan)
+    _check_overflow(full, errs, plan, net)
     stats: dict[int, dict[str, Statistic]] = {}
     for ell, vals in full.items():
         stats[ell] = {}
@@ -199,8 +205,6 @@ def estimate(
                 note = "needs at least two neurons in the layer"
             if name == "six_point" and plan.n[ell] < 3:
                 note = "pattern iijjkk needs 3 neurons, iiiijj needs 2 (NaN where the layer is narrower)"
-            if name.startswith("ntk_") and groups < 2:
-                note = "no error bar with a single group"
             stats[ell][name] = Statistic(
                 name=name, value=np.asarray(val, dtype=np.float64), stderr=np.asarray(errs[ell][name]),
                 layer=ell, samples=S, description=_DESCRIPTIONS[name],
@@ -226,6 +230,66 @@ def estimate(
                 stacklevel=2,
             )
     return result
+
+
+def _check_mc_memory(plan: _Plan, workers: int | None, per_network: int) -> None:
+    """Refuse, before sampling, a run whose group sums and jackknife replicates would not fit in memory.
+
+    Every group keeps its feature sums and every jackknife replicate its estimates; four-point and NTK
+    covariance statistics are P⁴ arrays, so they dominate (64 groups at P = 60 need ≈ 40 GiB).
+    """
+    from nnft.numeric.memory import check_memory
+    from nnft.numeric.parallel import n_cores
+
+    P = plan.x.shape[0]
+    n2, n4 = P * P, P**4
+    feats = ests = 0
+    for _ in plan.layers:
+        feats += n2 + (2 * n4 if "four_point" in plan.stats else 0) + (64 if "six_point" in plan.stats else 0)
+        ests += n2 + (2 * n4 if "four_point" in plan.stats else 0) + (3 if "six_point" in plan.stats else 0)
+    if "ntk" in plan.stats:
+        feats += n2 + 3 * n4
+        ests += n2 + 3 * n4
+    largest = n4 if ("four_point" in plan.stats or "ntk" in plan.stats) else n2
+    threads = min(n_cores() if workers is None else max(int(workers), 1), plan.groups)
+    batch = plan.batch_size * (per_network + feats)
+    need = 8 * (plan.groups * (feats + ests + largest) + threads * batch + 2 * feats)
+    stats = ", ".join(plan.stats)
+    check_memory(need, f"this Monte Carlo run (P = {P} inputs, {plan.groups} groups, statistics {stats})",
+                 "four-point and NTK covariance statistics are P⁴ arrays kept for every jackknife group: use "
+                 "fewer inputs, fewer groups=, statistics='G', or set batch_size= smaller")
+
+
+def _check_overflow(full: dict, errs: dict, plan: _Plan, net: MLP) -> None:
+    """Raise :class:`DivergenceError` if an estimate that should be finite is inf/NaN (float64 overflow).
+
+    NaN is expected only where a statistic is undefined by design: cross-neuron statistics of a layer with
+    one neuron, six-point patterns needing more neurons than the layer has, or fewer networks than a
+    U-statistic needs. Anything else non-finite means products of sampled values overflowed.
+    """
+    S = sum(plan.group_sizes)
+    reps_ok = S - max(plan.group_sizes) >= 3  # every jackknife replicate has enough networks
+    for ell, vals in full.items():
+        m = plan.n[ell]
+        for name, val in vals.items():
+            val = np.asarray(val, dtype=np.float64)
+            mask = np.ones(val.shape, dtype=bool)
+            if name in ("four_point_cross", "ntk_cov_cross", "ntk_offdiag") and m < 2:
+                continue
+            if name == "six_point":
+                if S < 3:
+                    continue
+                mask = np.array([m >= k + 1 for k in range(len(SIX_POINT_PATTERNS))])
+            bad = ~np.isfinite(val[mask]).all()
+            if reps_ok and not bad:
+                err = np.asarray(errs[ell][name], dtype=np.float64)
+                bad = not np.isfinite(err[mask]).all()
+            if bad:
+                raise DivergenceError(
+                    f"Monte Carlo overflow: the estimate of {name} at layer {ell} is not finite in float64 "
+                    f"(σ = {net.activation.name}; products of sampled preactivations overflowed): reduce C_W, C_b "
+                    "or the input scale, or choose a bounded activation"
+                )
 
 
 # ----------------------------------------------------------------------------- single-network NTK
