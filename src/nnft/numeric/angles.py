@@ -1,0 +1,166 @@
+"""The angle θ_αβ carried across layers for nearly parallel (or antiparallel) pairs of inputs.
+
+K_αβ alone fixes θ = arccos(K_αβ/√(K_αα K_ββ)) only to about eps/sin θ (√(2 eps) ≈ 2e-8 at c = ±1), so two
+inputs at angle 1e-9 get an NTK term ``(π − θ)/(2π) Θ`` (relu's σ′ kernel) that is wrong in its 9th digit,
+and a Θ with negative eigenvalues. Maps of the kinked arc-cosine family (relu, leaky relu, |z|, step, sign)
+therefore have a second form ``offdiag_angle`` (:attr:`nnft.recursions.base.OneLayerMap.angle`) that takes
+θ as an input and returns the next layer's θ from a cancellation-free expression.
+
+Only the entries that need it are carried, so the dense tile work is unchanged: a pair enters the set when
+``|c| > 1 − TAU`` at some layer (one fused pass over the tile per layer), with θ from the input vectors at
+layer 1 (Kahan's ``2 atan2(‖u − v‖, ‖u + v‖)`` on the unit vectors of ``(√C_b, √(C_W/n_0) x)``, accurate to
+eps for any angle) or ``arccos(c)`` at a later layer (accurate to eps/√TAU there), and is then evaluated by
+the angle form for every further layer. Exact duplicates and opposites (pinned by the driver) and the
+diagonal never enter.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+#: A pair is carried once ``1 − |c| < TAU``: arccos(c) elsewhere is off by at most eps/√(2 TAU) ≈ 5e-15.
+TAU = 1e-3
+_CHUNK = 4096  # pairs per block of the layer-1 angle computation (memory O(_CHUNK · n_0))
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_near(K, sa, sb, lim, mask):
+    """Entries with |K_ij| > lim·sa_i·sb_j that are not masked (mask of shape (0, 0): none masked)."""
+    n = 0
+    masked = mask.shape[0] > 0
+    for i in range(K.shape[0]):
+        ti = lim * sa[i]
+        for j in range(K.shape[1]):
+            hit = abs(K[i, j]) > ti * sb[j]
+            if masked:
+                hit = hit and not mask[i, j]
+            n += hit
+    return n
+
+
+_NOMASK = np.zeros((0, 0), dtype=np.bool_)
+
+
+def input_angles(x: np.ndarray, C_b: float, C_W: float, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    """Layer-1 angles of the pairs (ia, ib): between ``(√C_b, √(C_W/n_0) x_a)`` and the same for ``x_b``.
+
+    ``2 atan2(‖u − v‖, ‖u + v‖)`` of the unit vectors (Kahan): accurate to a few eps for every angle, where
+    ``arccos`` of the Gram correlation is off by √eps near 0 and π. Rows are scaled by their largest entry
+    first, so any finite input scale works. A zero-variance input gives π/2 (correlation 0, as in ``corr``).
+    """
+    n0 = x.shape[1]
+    b = np.sqrt(C_b)
+    w = np.sqrt(C_W / n0)
+    out = np.empty(ia.shape[0])
+
+    def unit(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        xs = x[idx]
+        mx = np.max(np.abs(xs), axis=1)
+        r = w * mx
+        M = np.maximum(r, b)
+        ok = M > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            head = np.where(ok, b / M, 0.0)
+            tail = xs / np.where(mx > 0, mx, 1.0)[:, None] * np.where(ok, r / M, 0.0)[:, None]
+        nrm = np.sqrt(head * head + np.einsum("ij,ij->i", tail, tail))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv = np.where(nrm > 0, 1.0 / nrm, 0.0)
+        return head * inv, tail * inv[:, None], ok
+
+    for s in range(0, ia.shape[0], _CHUNK):
+        sl = slice(s, s + _CHUNK)
+        ha, ta, oka = unit(ia[sl])
+        hb, tb, okb = unit(ib[sl])
+        dh, sh = ha - hb, ha + hb
+        dt, st = ta - tb, ta + tb
+        dn = np.sqrt(dh * dh + np.einsum("ij,ij->i", dt, dt))
+        sn = np.sqrt(sh * sh + np.einsum("ij,ij->i", st, st))
+        out[sl] = np.where(oka & okb, 2.0 * np.arctan2(dn, sn), 0.5 * np.pi)
+    return out
+
+
+class AngleTracker:
+    """The carried angles of one tile's near pairs, updated layer by layer with the map's ``offdiag_angle``."""
+
+    def __init__(self, plan, rows: slice, cols: slice, excluded: np.ndarray | None) -> None:
+        self.plan = plan
+        self.rows, self.cols = rows, cols
+        R = rows.stop - rows.start
+        C = cols.stop - cols.start
+        lo, hi = max(rows.start, cols.start), min(rows.stop, cols.stop)
+        if lo < hi:  # the tile meets the diagonal: its diagonal entries are exact already
+            diag = np.zeros((R, C), dtype=bool)
+            k = np.arange(lo, hi)
+            diag[k - rows.start, k - cols.start] = True
+            excluded = diag if excluded is None else (excluded | diag)
+        self.mask = _NOMASK if excluded is None else np.array(excluded, dtype=np.bool_)
+        self.ii = np.zeros(0, dtype=np.intp)
+        self.jj = np.zeros(0, dtype=np.intp)
+        self.theta = np.zeros(0)
+
+    def _find(self, K: np.ndarray, ell: int) -> tuple[np.ndarray, np.ndarray]:
+        """Local indices of the not-yet-carried entries of layer ``ell`` (0-based) with 1 − |c| < TAU."""
+        d = self.plan.dK[ell]
+        sa = np.sqrt(d[self.rows])
+        sb = np.sqrt(d[self.cols])
+        K = np.ascontiguousarray(K)
+        if _count_near(K, sa, sb, 1.0 - TAU, self.mask) == 0:
+            return self.ii[:0], self.jj[:0]
+        near = np.abs(K) > (1.0 - TAU) * sa[:, None] * sb[None, :]
+        if self.mask.shape[0]:
+            near &= ~self.mask
+        ii, jj = np.nonzero(near)
+        if self.mask.shape[0] == 0:
+            self.mask = np.zeros(K.shape, dtype=bool)
+        self.mask[ii, jj] = True
+        return ii, jj
+
+    def start(self, K: np.ndarray) -> None:
+        """Find the near pairs of layer 1 and their exact angles from the inputs."""
+        ii, jj = self._find(K, 0)
+        if ii.size:
+            p = self.plan
+            cb, cw = p.params[0][0], p.params[0][1]
+            self.ii, self.jj = ii, jj
+            self.theta = input_angles(p.x, cb, cw, ii + self.rows.start, jj + self.cols.start)
+
+    def gather(self, K: np.ndarray, T: np.ndarray | None):
+        """The carried entries' K (and Θ) of the current layer, before the dense map replaces them."""
+        if not self.ii.size:
+            return None
+        return K[self.ii, self.jj], (T[self.ii, self.jj] if T is not None else None)
+
+    def update(self, ell: int, prev, K: np.ndarray, T: np.ndarray | None, last: bool):
+        """Overwrite the carried entries of layer ell + 1 by the angle form; look for new near pairs."""
+        p = self.plan
+        if prev is not None:
+            cb, cw, lb, lw = p.params[ell]
+            da = p.dK[ell - 1, self.rows][self.ii]
+            db = p.dK[ell - 1, self.cols][self.jj]
+            kp, tp = prev
+            if T is not None:
+                res = p.mod.offdiag_angle_1d(da, kp, db, self.theta, tp, cb, cw, lb, lw)
+            else:
+                res = p.mod.offdiag_angle_1d(da, kp, db, self.theta, cb, cw)
+            n = self.ii.size
+            K = K if K.flags.writeable else np.array(K)
+            K[self.ii, self.jj] = np.broadcast_to(res[0], (n,))
+            if T is not None:
+                T = T if T.flags.writeable else np.array(T)
+                T[self.ii, self.jj] = np.broadcast_to(res[1], (n,))
+            self.theta = np.array(np.broadcast_to(res[-1], (n,)), dtype=np.float64)
+        if not last:
+            ii, jj = self._find(K, ell)
+            if ii.size:
+                d = p.dK[ell]
+                den = np.sqrt(d[self.rows][ii] * d[self.cols][jj])
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    c = np.clip(np.where(den > 0, K[ii, jj] / den, 0.0), -1.0, 1.0)
+                self.ii = np.concatenate([self.ii, ii])
+                self.jj = np.concatenate([self.jj, jj])
+                self.theta = np.concatenate([self.theta, np.arccos(c)])
+        return K, T
+
+
+__all__ = ["TAU", "AngleTracker", "input_angles"]
