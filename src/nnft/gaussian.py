@@ -449,6 +449,22 @@ class ArcGap1(_RuntimeFunction):
         return (same * (sp.pi - j1(th)) - cross * j1(sp.pi - th)).evalf(prec)
 
 
+class Arc1(_RuntimeFunction):
+    """``same·J_1(θ) + cross·J_1(π − θ)`` from the angle, printed as a cancellation-free runtime call (``_rt.arc1``)."""
+
+    nargs = 3
+    runtime_name = "arc1"
+    latex_name = "J_1"
+
+    def _eval_evalf(self, prec):
+        th, same, cross = self.args
+
+        def j1(t):
+            return sp.sin(t) + (sp.pi - t) * sp.cos(t)
+
+        return (same * j1(th) + cross * j1(sp.pi - th)).evalf(prec)
+
+
 class AngleFromGap(_RuntimeFunction):
     """The angle θ with ``1 − cos θ = gap/den``: ``2 arcsin(√(gap/(2 den)))``, accurate as θ → 0 (runtime call)."""
 
@@ -471,23 +487,27 @@ def _homog_pair_data(f: sp.Expr, g: sp.Expr):
 
 @lru_cache(maxsize=512)
 def expect_pair_angle(f: sp.Expr, g: sp.Expr) -> sp.Expr | None:
-    """``⟨f(z_a) g(z_b)⟩`` in terms of the carried angle :data:`theta_ab` where the closed form needs it; else None.
+    """``⟨f(z_a) g(z_b)⟩`` in terms of the carried angle :data:`theta_ab` (arc-cosine degrees 0, 1); else None.
 
-    The degree-0 arc-cosine kernel ``(same (π − θ) + cross θ)/(2π)`` (σ′ of relu, leaky relu, |z|; σ of step,
-    sign) depends on θ with slope 1, and θ = arccos(c) from a rounded c is off by up to √(2 eps) near c = ±1
-    (1e-8, far more than the angle 1e-9 of two nearly parallel inputs). Degrees 1 and 2 are flat in c
-    there (``dJ_n/dc`` is finite), so they keep the correlation form and this returns None for them, as for
-    averages without an angle (linear σ′ = const).
+    The degree-0 kernel ``(same (π − θ) + cross θ)/(2π)`` (σ′ of relu, leaky relu, |z|; σ of step, sign)
+    depends on θ with slope 1, and θ = arccos(c) from a rounded c is off by up to √(2 eps) near c = ±1 (1e-8,
+    far more than the angle 1e-9 of two nearly parallel inputs). The degree-1 kernel is flat in c near
+    c = 1 but cancels near c = −1; from θ it is :class:`Arc1`, accurate at both ends. None for degree 2, for
+    averages outside the family and where the angle cancels (linear σ, constant σ′).
     """
     data = _homog_pair_data(f, g)
-    if data is None or data[1].n != 0:
+    if data is None or data[1].n > 1:
         return None
     hom, da, db = data
     out = hom.pair(da, db)
     theta = SafeAcos(corr(Kab, Kaa, Kbb))
     if out is None or not out.has(theta):
         return None
-    return out.xreplace({theta: theta_ab})
+    if da.n == 0:
+        return out.xreplace({theta: theta_ab})
+    same = da.cp * db.cp + da.cm * db.cm
+    cross = da.cp * db.cm + da.cm * db.cp
+    return GeoMean(Kaa, Kbb) * Arc1(theta_ab, same, cross) / (2 * sp.pi)
 
 
 @lru_cache(maxsize=512)
@@ -593,6 +613,7 @@ __all__ = [
     "Kbb",
     "PolyGaussExpRule",
     "AngleFromGap",
+    "Arc1",
     "ArcGap1",
     "Rule",
     "closed_form_rule",

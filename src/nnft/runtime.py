@@ -16,6 +16,7 @@ from scipy.special import expit
 __all__ = [
     "acos_clip",
     "angle_from_gap",
+    "arc1",
     "arc1_gap",
     "asin_clip",
     "corr",
@@ -141,6 +142,25 @@ def arc1_gap(theta, same, cross, out=None):
     small = same * (2 * np.pi * s2 - h) - cross * h
     large = (same - cross) * np.pi + 2 * np.pi * cross * s2 - (same + cross) * h
     res = np.where(lo, small, large)
+    if out is not None:
+        out[...] = res
+        return out
+    return res if res.ndim else float(res)
+
+
+def arc1(theta, same, cross, out=None):
+    """``same·J_1(θ) + cross·J_1(π − θ)``, ``J_1(θ) = sin θ + (π − θ) cos θ``, accurate to a few ulp for θ ∈ [0, π].
+
+    The degree-1 arc-cosine kernel from the angle itself: ``J_1(θ) = π cos θ + h(θ)`` below π/2 and
+    ``J_1(θ) = h(π − θ)`` above (``h = sin_minus_tcos``), sums of non-negative terms, where the closed form in
+    ``c = cos θ`` cancels to ~eps/(π − θ) near θ = π (nearly antiparallel inputs).
+    """
+    th = np.asarray(theta, dtype=np.float64)
+    lo = th <= 0.5 * np.pi
+    phi = np.where(lo, th, np.pi - th)
+    h = sin_minus_tcos(phi)
+    big = np.pi * np.cos(phi) + h  # J_1 of the smaller of θ, π − θ
+    res = np.where(lo, same * big + cross * h, same * h + cross * big)
     if out is not None:
         out[...] = res
         return out

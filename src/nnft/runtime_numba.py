@@ -6,8 +6,8 @@ import math
 
 import numba
 
-__all__ = ["acos_clip_s", "angle_from_gap_s", "arc1_gap_s", "asin_clip_s", "corr_s", "geomean_s", "heaviside_s",
-           "sigmoid_s", "sign_s", "sin_minus_tcos_s", "softplus_s", "sqrt_pos_s"]
+__all__ = ["acos_clip_s", "angle_from_gap_s", "arc1_s", "arc1_gap_s", "asin_clip_s", "corr_s", "geomean_s",
+           "heaviside_s", "sigmoid_s", "sign_s", "sin_minus_tcos_s", "softplus_s", "sqrt_pos_s"]
 
 # asin(s)/s as a polynomial in t = s² on [0, 1/4] (degree 12, Chebyshev fit in 40-digit arithmetic,
 # max relative error 2.2e-16). With the half-angle identities below it gives arccos/arcsin without a libm
@@ -123,6 +123,17 @@ def arc1_gap_s(theta: float, same: float, cross: float) -> float:
     h = sin_minus_tcos_s(phi)
     s = math.sin(0.5 * phi)
     return (same - cross) * math.pi + 2.0 * math.pi * cross * s * s - (same + cross) * h
+
+
+@numba.njit(cache=True)
+def arc1_s(theta: float, same: float, cross: float) -> float:
+    """``same·J_1(θ) + cross·J_1(π − θ)`` without cancellation (see :func:`nnft.runtime.arc1`)."""
+    if theta <= 0.5 * math.pi:
+        h = sin_minus_tcos_s(theta)
+        return same * (math.pi * math.cos(theta) + h) + cross * h
+    phi = math.pi - theta
+    h = sin_minus_tcos_s(phi)
+    return same * h + cross * (math.pi * math.cos(phi) + h)
 
 
 @numba.njit(cache=True)

@@ -8,10 +8,9 @@ therefore have a second form ``offdiag_angle`` (:attr:`nnft.recursions.base.OneL
 
 Only the entries that need it are carried, so the dense tile work is unchanged: a pair enters the set when
 ``|c| > 1 − TAU`` at some layer (one fused pass over the tile per layer), with θ from the input vectors at
-layer 1 (Kahan's ``2 atan2(‖u − v‖, ‖u + v‖)`` on the unit vectors of ``(√C_b, √(C_W/n_0) x)``, accurate to
-eps for any angle) or ``arccos(c)`` at a later layer (accurate to eps/√TAU there), and is then evaluated by
-the angle form for every further layer. Exact duplicates and opposites (pinned by the driver) and the
-diagonal never enter.
+layer 1 (from their difference, :func:`input_angles`: accurate to relative eps) or ``arccos(c)`` at a later
+layer (accurate to eps/√TAU there), and is then evaluated by the angle form for every further layer. Exact
+duplicates and opposites (pinned by the driver) and the diagonal never enter.
 """
 
 from __future__ import annotations
@@ -45,38 +44,33 @@ _NOMASK = np.zeros((0, 0), dtype=np.bool_)
 def input_angles(x: np.ndarray, C_b: float, C_W: float, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
     """Layer-1 angles of the pairs (ia, ib): between ``(√C_b, √(C_W/n_0) x_a)`` and the same for ``x_b``.
 
-    ``2 atan2(‖u − v‖, ‖u + v‖)`` of the unit vectors (Kahan): accurate to a few eps for every angle, where
-    ``arccos`` of the Gram correlation is off by √eps near 0 and π. Rows are scaled by their largest entry
-    first, so any finite input scale works. A zero-variance input gives π/2 (correlation 0, as in ``corr``).
+    The angle is that of ``y = (β, x)``, ``β = √(C_b n_0/C_W)``, scaled per pair by a power of two (exact). With
+    ``d = y_b ∓ y_a`` (− for c ≥ 0, + otherwise: the small one), ``p = d·ŷ_a`` and ``d_⊥ = d − p ŷ_a``,
+    ``y_b = ±((|y_a| + p) ŷ_a + d_⊥)``, so ``θ = atan2(|d_⊥|, |y_a| + p)`` (or π minus it): the difference of the
+    inputs is formed before any rounding of their norms, and θ is accurate to a few eps *relative*, even at
+    1e-12, where ``arccos`` of the Gram correlation is off by √eps. A zero-variance input gives π/2.
     """
-    n0 = x.shape[1]
-    b = np.sqrt(C_b)
-    w = np.sqrt(C_W / n0)
+    beta = np.sqrt(C_b * x.shape[1] / C_W) if C_W > 0 else 0.0
     out = np.empty(ia.shape[0])
-
-    def unit(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        xs = x[idx]
-        mx = np.max(np.abs(xs), axis=1)
-        r = w * mx
-        M = np.maximum(r, b)
-        ok = M > 0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            head = np.where(ok, b / M, 0.0)
-            tail = xs / np.where(mx > 0, mx, 1.0)[:, None] * np.where(ok, r / M, 0.0)[:, None]
-        nrm = np.sqrt(head * head + np.einsum("ij,ij->i", tail, tail))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inv = np.where(nrm > 0, 1.0 / nrm, 0.0)
-        return head * inv, tail * inv[:, None], ok
-
     for s in range(0, ia.shape[0], _CHUNK):
         sl = slice(s, s + _CHUNK)
-        ha, ta, oka = unit(ia[sl])
-        hb, tb, okb = unit(ib[sl])
-        dh, sh = ha - hb, ha + hb
-        dt, st = ta - tb, ta + tb
-        dn = np.sqrt(dh * dh + np.einsum("ij,ij->i", dt, dt))
-        sn = np.sqrt(sh * sh + np.einsum("ij,ij->i", st, st))
-        out[sl] = np.where(oka & okb, 2.0 * np.arctan2(dn, sn), 0.5 * np.pi)
+        xa, xb = x[ia[sl]], x[ib[sl]]
+        top = np.maximum(np.maximum(np.max(np.abs(xa), axis=1), np.max(np.abs(xb), axis=1)), beta)
+        ok = top > 0
+        _, e = np.frexp(np.where(ok, top, 1.0))
+        scale = np.ldexp(1.0, -e)[:, None]  # a power of two: exact
+        ya = np.concatenate([np.full((xa.shape[0], 1), beta), xa], axis=1) * scale
+        yb = np.concatenate([np.full((xb.shape[0], 1), beta), xb], axis=1) * scale
+        na = np.sqrt(np.einsum("ij,ij->i", ya, ya))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ua = ya / np.where(na > 0, na, 1.0)[:, None]
+        opposite = np.einsum("ij,ij->i", ya, yb) < 0
+        d = np.where(opposite[:, None], -yb, yb) - ya
+        p = np.einsum("ij,ij->i", d, ua)
+        perp = d - p[:, None] * ua
+        t = np.arctan2(np.sqrt(np.einsum("ij,ij->i", perp, perp)), na + p)
+        nb = np.einsum("ij,ij->i", yb, yb)
+        out[sl] = np.where(ok & (na > 0) & (nb > 0), np.where(opposite, np.pi - t, t), 0.5 * np.pi)
     return out
 
 

@@ -24,7 +24,8 @@ def nngp_map(act: Activation) -> OneLayerMap:
         Equation(r"K^{(\ell+1)}_{\alpha\alpha}",
                  r"C_b + C_W \left\langle \sigma(z)^2 \right\rangle_{K_{\alpha\alpha}}", dia),
     )
-    # step, sign: the degree-0 arc-cosine kernel of σ itself needs the carried angle θ_ab
+    # kinked arc-cosine family (relu, |z|, step, sign …): the kernel from the carried angle θ_ab, so that
+    # nearly parallel and antiparallel pairs are exact and the NNGP agrees with the joint (K, Θ) map
     angle, angle_args = {}, ()
     ss_angle = expect_pair_angle(act.expr, act.expr)
     new_theta = angle_update(act.expr) if ss_angle is not None else None

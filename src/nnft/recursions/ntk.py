@@ -53,9 +53,9 @@ def ntk_map(act: Activation) -> OneLayerMap:
     new_theta = angle_update(act.expr) if dd_angle is not None else None
     if new_theta is not None:
         ss_angle = expect_pair_angle(act.expr, act.expr)
-        k_angle = C_b + C_W * ss_angle if ss_angle is not None else base.offdiag["K_ab"]
-        th_angle = lambda_b + lambda_W * (ss_angle if ss_angle is not None else ss) + C_W * dd_angle * Theta_ab
-        angle = {"K_ab": k_angle, "Theta_ab": th_angle, "theta_ab": new_theta}
+        ss_angle = ss if ss_angle is None else ss_angle
+        angle = {"K_ab": C_b + C_W * ss_angle, "Theta_ab": lambda_b + lambda_W * ss_angle + C_W * dd_angle * Theta_ab,
+                 "theta_ab": new_theta}
         angle_args = (Kaa, Kab, Kbb, theta_ab, Theta_ab, C_b, C_W, lambda_b, lambda_W)
     return OneLayerMap(
         name="ntk",
