@@ -74,3 +74,61 @@ def diag(K_aa, Theta_aa, C_b, C_W, lambda_b, lambda_W):
 
 
 diag_1d = diag
+
+
+def offdiag_angle(K_aa, K_ab, K_bb, theta_ab, Theta_ab, C_b, C_W, lambda_b, lambda_W):
+    """Outputs ('K_ab', 'Theta_ab', 'theta_ab'); generated, see the module docstring."""
+    with numpy.errstate(divide='ignore', invalid='ignore', over='ignore'):
+        _shape_row = numpy.broadcast_shapes(numpy.shape(K_aa))
+        _shape_col = numpy.broadcast_shapes(numpy.shape(K_bb))
+        _shape_entry = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(K_ab), numpy.shape(K_bb), numpy.shape(theta_ab), numpy.shape(Theta_ab))
+        _s0 = (1/2)*C_W/numpy.pi
+        _t0 = _rt.arc1(theta_ab, 2, 2)
+        _b0 = numpy.empty(_shape_entry)
+        _rt.geomean(K_aa, K_bb, out=_b0)
+        _b1 = numpy.empty(_shape_entry)
+        numpy.multiply(_t0, _b0, out=_b1)
+        numpy.multiply(_b1, _s0, out=_b1)
+        numpy.add(_b1, C_b, out=_b1)
+        _s1 = C_W/numpy.pi
+        _s2 = numpy.pi
+        _b2 = numpy.empty(_shape_entry)
+        numpy.multiply(theta_ab, -2.0, out=_b2)
+        numpy.add(_b2, _s2, out=_b2)
+        numpy.multiply(Theta_ab, _b2, out=_b2)
+        numpy.multiply(_b2, _s1, out=_b2)
+        _s3 = (1/2)*lambda_W/numpy.pi
+        _b3 = numpy.empty(_shape_entry)
+        numpy.multiply(_t0, _b0, out=_b3)
+        numpy.multiply(_b3, _s3, out=_b3)
+        numpy.add(_b2, _b3, out=_b3)
+        numpy.add(_b3, lambda_b, out=_b3)
+        _b4 = numpy.empty(_shape_row)
+        numpy.multiply(K_aa, C_W, out=_b4)
+        _b5 = numpy.empty(_shape_row)
+        numpy.sqrt(_b4, out=_b5)
+        _b6 = numpy.empty(_shape_col)
+        numpy.multiply(K_bb, C_W, out=_b6)
+        _b7 = numpy.empty(_shape_col)
+        numpy.sqrt(_b6, out=_b7)
+        numpy.subtract(_b5, _b7, out=_b2)
+        numpy.square(_b2, out=_b2)
+        _b8 = numpy.empty(_shape_entry)
+        _rt.geomean(_b4, _b6, out=_b8)
+        numpy.add(_b4, C_b, out=_b4)
+        numpy.add(_b6, C_b, out=_b6)
+        _b9 = numpy.empty(_shape_entry)
+        _rt.geomean(_b4, _b6, out=_b9)
+        numpy.add(_b8, _b9, out=_b8)
+        numpy.add(_b8, C_b, out=_b8)
+        numpy.divide(_b2, _b8, out=_b8)
+        numpy.multiply(_b8, C_b, out=_b8)
+        _t1 = _rt.arc1_gap(theta_ab, 2, 2)
+        numpy.multiply(_t1, _b0, out=_b0)
+        numpy.multiply(_b0, _s0, out=_b0)
+        numpy.add(_b8, _b0, out=_b0)
+        _t2 = _rt.angle_from_gap(_b0, _b9)
+        return (_b1, _b3, _t2,)
+
+
+offdiag_angle_1d = offdiag_angle

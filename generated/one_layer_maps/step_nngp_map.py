@@ -44,3 +44,24 @@ def diag(K_aa, C_b, C_W):
 
 
 diag_1d = diag
+
+
+def offdiag_angle(K_aa, K_ab, K_bb, theta_ab, C_b, C_W):
+    """Outputs ('K_ab', 'theta_ab'); generated, see the module docstring."""
+    with numpy.errstate(divide='ignore', invalid='ignore', over='ignore'):
+        _shape_row = numpy.broadcast_shapes(numpy.shape(K_aa))
+        _shape_col = numpy.broadcast_shapes(numpy.shape(K_bb))
+        _shape_entry = numpy.broadcast_shapes(numpy.shape(K_aa), numpy.shape(K_ab), numpy.shape(K_bb), numpy.shape(theta_ab))
+        _s0 = (1/2)*C_W/numpy.pi
+        _s1 = numpy.pi
+        _b0 = numpy.empty(_shape_entry)
+        numpy.subtract(_s1, theta_ab, out=_b0)
+        numpy.multiply(_b0, _s0, out=_b0)
+        numpy.add(_b0, C_b, out=_b0)
+        _b1 = numpy.empty(_shape_entry)
+        numpy.multiply(theta_ab, _s0, out=_b1)
+        _t0 = _rt.angle_from_gap(_b1, _rt.geomean((1/2)*C_W + C_b, (1/2)*C_W + C_b))
+        return (_b0, _t0,)
+
+
+offdiag_angle_1d = offdiag_angle

@@ -31,12 +31,15 @@ from functools import cache, lru_cache
 import sympy as sp
 
 from nnft.activations import _find_kinks, z
-from nnft.functions import SafeAcos, SafeAsin, SafeSqrt, corr, unsafe
+from nnft.functions import GeoMean, SafeAcos, SafeAsin, SafeSqrt, _RuntimeFunction, corr, unsafe
 
 #: Covariance entries of the two-variable average: variances K_aa, K_bb > 0 and covariance K_ab.
 Kaa = sp.Symbol("K_aa", positive=True)
 Kbb = sp.Symbol("K_bb", positive=True)
 Kab = sp.Symbol("K_ab", real=True)
+#: The angle θ_ab = arccos(K_ab/√(K_aa K_bb)) ∈ [0, π] when it is carried as a state of its own (see
+#: :func:`expect_pair_angle`): K_ab alone fixes θ only to √eps near θ = 0 and θ = π.
+theta_ab = sp.Symbol("theta_ab", nonnegative=True)
 #: Integration variables of the two-variable average.
 za = sp.Symbol("z_a", real=True)
 zb = sp.Symbol("z_b", real=True)
@@ -422,6 +425,112 @@ def _erf_moment(ma: int, mb: int, qa, qb, ea, eb, K: sp.ImmutableMatrix) -> sp.E
 RULES: tuple[Rule, ...] = (HomogeneousRule(), ErfRule(), PolyGaussExpRule())
 
 
+# ------------------------------------------------------------------------------------------------
+# The carried angle: cancellation-free forms for nearly parallel (or antiparallel) inputs
+# ------------------------------------------------------------------------------------------------
+
+class ArcGap1(_RuntimeFunction):
+    """``same·(π − J_1(θ)) − cross·J_1(π − θ)``, ``J_1(θ) = sin θ + (π − θ) cos θ``, printed cancellation-free.
+
+    Times ``√(K_aa K_bb)/(2π)`` it is ``√(⟨σ²⟩_aa⟨σ²⟩_bb) − ⟨σ(z_a)σ(z_b)⟩`` for a degree-1 piecewise monomial σ
+    (:func:`decorrelation`); evaluated by ``_rt.arc1_gap`` (series where the closed form cancels).
+    """
+
+    nargs = 3
+    runtime_name = "arc1_gap"
+    latex_name = "G_1"
+
+    def _eval_evalf(self, prec):
+        th, same, cross = self.args
+
+        def j1(t):
+            return sp.sin(t) + (sp.pi - t) * sp.cos(t)
+
+        return (same * (sp.pi - j1(th)) - cross * j1(sp.pi - th)).evalf(prec)
+
+
+class Arc1(_RuntimeFunction):
+    """``same·J_1(θ) + cross·J_1(π − θ)`` from the angle, printed as a cancellation-free runtime call (``_rt.arc1``)."""
+
+    nargs = 3
+    runtime_name = "arc1"
+    latex_name = "J_1"
+
+    def _eval_evalf(self, prec):
+        th, same, cross = self.args
+
+        def j1(t):
+            return sp.sin(t) + (sp.pi - t) * sp.cos(t)
+
+        return (same * j1(th) + cross * j1(sp.pi - th)).evalf(prec)
+
+
+class AngleFromGap(_RuntimeFunction):
+    """The angle θ with ``1 − cos θ = gap/den``: ``2 arcsin(√(gap/(2 den)))``, accurate as θ → 0 (runtime call)."""
+
+    nargs = 2
+    runtime_name = "angle_from_gap"
+    latex_name = "angle"
+
+    def _eval_evalf(self, prec):
+        gap, den = self.args
+        return sp.acos(1 - unsafe(gap) / unsafe(den)).evalf(prec)
+
+
+def _homog_pair_data(f: sp.Expr, g: sp.Expr):
+    hom = RULES[0]
+    da, db = _match(hom, sp.sympify(f)), _match(hom, sp.sympify(g))
+    if da is None or db is None or da.n != db.n:
+        return None
+    return hom, da, db
+
+
+@lru_cache(maxsize=512)
+def expect_pair_angle(f: sp.Expr, g: sp.Expr) -> sp.Expr | None:
+    """``⟨f(z_a) g(z_b)⟩`` in terms of the carried angle :data:`theta_ab` (arc-cosine degrees 0, 1); else None.
+
+    The degree-0 kernel ``(same (π − θ) + cross θ)/(2π)`` (σ′ of relu, leaky relu, |z|; σ of step, sign)
+    depends on θ with slope 1, and θ = arccos(c) from a rounded c is off by up to √(2 eps) near c = ±1 (1e-8,
+    far more than the angle 1e-9 of two nearly parallel inputs). The degree-1 kernel is flat in c near
+    c = 1 but cancels near c = −1; from θ it is :class:`Arc1`, accurate at both ends. None for degree 2, for
+    averages outside the family and where the angle cancels (linear σ, constant σ′).
+    """
+    data = _homog_pair_data(f, g)
+    if data is None or data[1].n > 1:
+        return None
+    hom, da, db = data
+    out = hom.pair(da, db)
+    theta = SafeAcos(corr(Kab, Kaa, Kbb))
+    if out is None or not out.has(theta):
+        return None
+    if da.n == 0:
+        return out.xreplace({theta: theta_ab})
+    same = da.cp * db.cp + da.cm * db.cm
+    cross = da.cp * db.cm + da.cm * db.cp
+    return GeoMean(Kaa, Kbb) * Arc1(theta_ab, same, cross) / (2 * sp.pi)
+
+
+@lru_cache(maxsize=512)
+def decorrelation(f: sp.Expr) -> sp.Expr | None:
+    """``√(⟨f²⟩_{K_aa}⟨f²⟩_{K_bb}) − ⟨f(z_a) f(z_b)⟩ ≥ 0`` as a cancellation-free expression of :data:`theta_ab`.
+
+    Both terms are ``O(1)`` and their difference is ``O(θ²)`` (degree 1) or ``O(θ)`` (degree 0), so the
+    difference of the closed forms loses everything at θ ≈ 1e-9; written as ``√(K_aa K_bb)^n/(2π)`` times
+    ``(same − cross) θ`` (n = 0) or :class:`ArcGap1` (n = 1) it is accurate to a few ulp of itself.
+    None outside the degree-0/1 arc-cosine family. With the layer's C_b, C_W it gives the next layer's angle
+    (:func:`nnft.recursions.base.angle_update`).
+    """
+    data = _homog_pair_data(f, f)
+    if data is None or data[1].n > 1:
+        return None
+    _, d, _ = data
+    same = d.cp * d.cp + d.cm * d.cm
+    cross = 2 * d.cp * d.cm
+    if d.n == 0:
+        return sp.factor_terms((same - cross) * theta_ab / (2 * sp.pi))
+    return GeoMean(Kaa, Kbb) * ArcGap1(theta_ab, same, cross) / (2 * sp.pi)
+
+
 @lru_cache(maxsize=512)
 def _match(rule: Rule, f: sp.Expr):
     try:
@@ -503,13 +612,19 @@ __all__ = [
     "Kab",
     "Kbb",
     "PolyGaussExpRule",
+    "AngleFromGap",
+    "Arc1",
+    "ArcGap1",
     "Rule",
     "closed_form_rule",
+    "decorrelation",
+    "expect_pair_angle",
     "expect_pair",
     "expect_single",
     "is_closed",
     "isserlis",
     "price_derivative",
+    "theta_ab",
     "za",
     "zb",
 ]

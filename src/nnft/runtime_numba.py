@@ -6,8 +6,8 @@ import math
 
 import numba
 
-__all__ = ["acos_clip_s", "asin_clip_s", "corr_s", "geomean_s", "heaviside_s", "sigmoid_s", "sign_s", "softplus_s",
-           "sqrt_pos_s"]
+__all__ = ["acos_clip_s", "angle_from_gap_s", "arc1_s", "arc1_gap_s", "asin_clip_s", "corr_s", "geomean_s",
+           "heaviside_s", "sigmoid_s", "sign_s", "sin_minus_tcos_s", "softplus_s", "sqrt_pos_s"]
 
 # asin(s)/s as a polynomial in t = s² on [0, 1/4] (degree 12, Chebyshev fit in 40-digit arithmetic,
 # max relative error 2.2e-16). With the half-angle identities below it gives arccos/arcsin without a libm
@@ -95,6 +95,56 @@ def acos_clip_s(x: float) -> float:
 def asin_clip_s(x: float) -> float:
     """``arcsin`` of ``x`` clipped into [-1, 1]."""
     return _asin(min(1.0, max(-1.0, x)))
+
+
+_SMT = tuple((-1) ** (k + 1) * 2 * k / math.factorial(2 * k + 1) for k in range(8, 0, -1))
+
+
+@numba.njit(cache=True)
+def sin_minus_tcos_s(theta: float) -> float:
+    """``sin θ − θ cos θ`` (see :func:`nnft.runtime.sin_minus_tcos`)."""
+    if theta < 0.5:
+        t = theta * theta
+        p = _SMT[0]
+        for k in range(1, 8):
+            p = p * t + _SMT[k]
+        return p * t * theta
+    return math.sin(theta) - theta * math.cos(theta)
+
+
+@numba.njit(cache=True)
+def arc1_gap_s(theta: float, same: float, cross: float) -> float:
+    """``same·(π − J_1(θ)) − cross·J_1(π − θ)`` without cancellation (see :func:`nnft.runtime.arc1_gap`)."""
+    if theta <= 0.5 * math.pi:
+        h = sin_minus_tcos_s(theta)
+        s = math.sin(0.5 * theta)
+        return same * (2.0 * math.pi * s * s - h) - cross * h
+    phi = math.pi - theta
+    h = sin_minus_tcos_s(phi)
+    s = math.sin(0.5 * phi)
+    return (same - cross) * math.pi + 2.0 * math.pi * cross * s * s - (same + cross) * h
+
+
+@numba.njit(cache=True)
+def arc1_s(theta: float, same: float, cross: float) -> float:
+    """``same·J_1(θ) + cross·J_1(π − θ)`` without cancellation (see :func:`nnft.runtime.arc1`)."""
+    if theta <= 0.5 * math.pi:
+        h = sin_minus_tcos_s(theta)
+        return same * (math.pi * math.cos(theta) + h) + cross * h
+    phi = math.pi - theta
+    h = sin_minus_tcos_s(phi)
+    return same * h + cross * (math.pi * math.cos(phi) + h)
+
+
+@numba.njit(cache=True)
+def angle_from_gap_s(gap: float, den: float) -> float:
+    """θ with ``1 − cos θ = gap/den`` (see :func:`nnft.runtime.angle_from_gap`)."""
+    if not den > 0.0:
+        return 0.5 * math.pi
+    u = min(2.0, max(0.0, gap / den))
+    if u <= 1.0:
+        return 2.0 * math.asin(math.sqrt(0.5 * u))
+    return math.acos(1.0 - u)
 
 
 @numba.njit(cache=True, inline="always")

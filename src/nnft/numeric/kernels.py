@@ -120,6 +120,7 @@ class _Plan:
         self.ntk = ntk
         self.backend = backend
         self.map, self.mod, self.closed = _compiled_map(net.activation, ntk, backend)
+        self.angle = self.map.carries_angle  # θ carried for nearly parallel pairs (nnft.numeric.angles)
         self.x = x
         self.n0 = x.shape[1]
         layers = net.layers
@@ -220,7 +221,7 @@ class _Plan:
         xa, xb = self.x[rows], self.x[cols]
         g = (xa @ xb.T) / self.n0
         R, C = g.shape
-        same = None
+        same = tied = None
         if self._dup is not None:
             canon, rel = self._dup
             ca, cc = canon[rows], canon[cols]
@@ -236,6 +237,12 @@ class _Plan:
         cb, cw, lb, lw = self.params[0]
         K = cb + cw * g
         T = lb + lw * g if self.ntk else None
+        angles = None
+        if self.angle and self.L > 1:
+            from nnft.numeric.angles import AngleTracker
+
+            angles = AngleTracker(self, rows, cols, tied)
+            angles.start(K)
         allK = np.empty((self.L, R, C)) if keep_all else None
         allT = np.empty((self.L, R, C)) if keep_all and self.ntk else None
         if keep_all:
@@ -252,6 +259,7 @@ class _Plan:
                 db = db[None, :]
             # numba writes into two alternating per-thread buffer sets (fresh pages cost more than the work)
             kw = {"out": _pingpong(R, C, 2 if self.ntk else 1)[ell % 2]} if numba else {}
+            prev = angles.gather(K, T) if angles is not None else None
             if self.ntk:
                 res = self.mod.offdiag(da, K, db, T, cb, cw, lb, lw, **kw)
                 K = np.broadcast_to(res[0], (R, C))
@@ -259,6 +267,8 @@ class _Plan:
             else:
                 res = self.mod.offdiag(da, K, db, cb, cw, **kw)
                 K = np.broadcast_to(res[0], (R, C))
+            if angles is not None:
+                K, T = angles.update(ell, prev, K, T, last=ell == self.L - 1)
             if same is not None:  # duplicates: exactly the diagonal, whatever the map's numerics
                 K = np.array(K)
                 K[same] = self.dK[ell, same_rows]

@@ -18,8 +18,8 @@ import sympy as sp
 from nnft.activations import Activation
 from nnft.codegen.module import FunctionSpec, compile_module
 from nnft.codegen.printers import latex as nnft_latex
-from nnft.functions import SafeAcos, SafeSqrt, corr
-from nnft.gaussian import Kaa, Kab, Kbb, is_closed
+from nnft.functions import GeoMean, SafeAcos, SafeSqrt, corr
+from nnft.gaussian import AngleFromGap, Kaa, Kab, Kbb, decorrelation, expect_single, is_closed
 
 #: Layer parameters as symbols (per layer; the numeric driver passes the values of layer ℓ + 1).
 C_b, C_W = sp.symbols("C_b C_W", nonnegative=True)
@@ -50,6 +50,12 @@ class OneLayerMap:
     diag_args: tuple[sp.Symbol, ...]
     equations: tuple[Equation, ...] = field(default=())
     kinds: dict[str, str] = field(default_factory=dict)
+    #: The same off-diagonal map with the angle θ_ab as an extra input and output (``offdiag_angle``), for the
+    #: kinked arc-cosine family, whose degree-0 terms need θ to eps where arccos(K_ab/√(K_aa K_bb)) gives √eps
+    #: (nearly parallel inputs); empty when the map has no such term. Its outputs: those of ``offdiag`` and
+    #: ``theta_ab`` of the next layer (:func:`angle_update`).
+    angle: dict[str, sp.Expr] = field(default_factory=dict)
+    angle_args: tuple[sp.Symbol, ...] = ()
 
     @property
     def closed(self) -> bool:
@@ -97,12 +103,20 @@ class OneLayerMap:
         }
 
     def function_specs(self) -> list[FunctionSpec]:
-        """The functions ``offdiag`` and ``diag`` for the code generator."""
-        return [
+        """The functions ``offdiag``, ``diag`` (and ``offdiag_angle`` if the map carries θ) for the code generator."""
+        specs = [
             FunctionSpec("offdiag", dict(self.offdiag), self.offdiag_args, dict(self.kinds)),
             FunctionSpec("diag", dict(self.diag), self.diag_args, {a.name: "row" if a.name.endswith("aa") else "scalar"
                                                                  for a in self.diag_args}),
         ]
+        if self.angle:
+            specs.append(FunctionSpec("offdiag_angle", dict(self.angle), self.angle_args, dict(self.kinds)))
+        return specs
+
+    @property
+    def carries_angle(self) -> bool:
+        """True when the map has an ``offdiag_angle`` form (θ_ab carried across layers)."""
+        return bool(self.angle)
 
     def cache_key(self) -> str:
         return f"{self.name}|{self.activation.key()}"
@@ -110,3 +124,22 @@ class OneLayerMap:
     def compile(self, backend: str = "numpy") -> ModuleType:
         """The generated module (cached on disk): ``offdiag(...)`` and ``diag(...)``."""
         return compile_module(f"{self.name}_map", self.function_specs(), backend, key=self.cache_key())
+
+
+def angle_update(sigma: sp.Expr) -> sp.Expr | None:
+    """θ_ab of the next layer, ``arccos(K'_ab/√(K'_aa K'_bb))``, without cancellation; None outside the family.
+
+    ``1 − cos θ' = (√(K'_aa K'_bb) − K'_ab)/√(K'_aa K'_bb)`` with ``K' = C_b + C_W ⟨σσ⟩``; the numerator splits into
+    ``C_b (√α − √β)² / (√(K'_aa K'_bb) + C_b + √(αβ))`` (α, β = C_W⟨σ²⟩ at K_aa, K_bb: the inputs' norms differ)
+    plus ``C_W (√(⟨σ²⟩_aa ⟨σ²⟩_bb) − ⟨σ_a σ_b⟩)`` (:func:`nnft.gaussian.decorrelation`), both sums of
+    non-negative terms, so θ' is accurate to eps in absolute terms even where 1 − cos θ' < eps.
+    """
+    gap = decorrelation(sigma)
+    if gap is None:
+        return None
+    e_aa = expect_single(sigma, sigma)
+    e_bb = e_aa.subs(Kaa, Kbb)
+    alpha, beta = C_W * e_aa, C_W * e_bb
+    den = GeoMean(C_b + alpha, C_b + beta)
+    norms = C_b * (SafeSqrt(alpha) - SafeSqrt(beta)) ** 2 / (den + C_b + GeoMean(alpha, beta))
+    return AngleFromGap(norms + C_W * gap, den)

@@ -7,10 +7,10 @@
 from __future__ import annotations
 
 from nnft.activations import Activation
-from nnft.gaussian import Kaa, Kab, Kbb, expect_pair, expect_single
-from nnft.recursions.base import C_W, C_b, Equation, OneLayerMap
+from nnft.gaussian import Kaa, Kab, Kbb, expect_pair, expect_pair_angle, expect_single, theta_ab
+from nnft.recursions.base import C_W, C_b, Equation, OneLayerMap, angle_update
 
-KINDS = {"K_aa": "row", "K_bb": "col", "K_ab": "entry", "Theta_ab": "entry",
+KINDS = {"K_aa": "row", "K_bb": "col", "K_ab": "entry", "Theta_ab": "entry", "theta_ab": "entry",
          "C_b": "scalar", "C_W": "scalar", "lambda_b": "scalar", "lambda_W": "scalar"}
 
 
@@ -24,6 +24,14 @@ def nngp_map(act: Activation) -> OneLayerMap:
         Equation(r"K^{(\ell+1)}_{\alpha\alpha}",
                  r"C_b + C_W \left\langle \sigma(z)^2 \right\rangle_{K_{\alpha\alpha}}", dia),
     )
+    # kinked arc-cosine family (relu, |z|, step, sign …): the kernel from the carried angle θ_ab, so that
+    # nearly parallel and antiparallel pairs are exact and the NNGP agrees with the joint (K, Θ) map
+    angle, angle_args = {}, ()
+    ss_angle = expect_pair_angle(act.expr, act.expr)
+    new_theta = angle_update(act.expr) if ss_angle is not None else None
+    if new_theta is not None:
+        angle = {"K_ab": C_b + C_W * ss_angle, "theta_ab": new_theta}
+        angle_args = (Kaa, Kab, Kbb, theta_ab, C_b, C_W)
     return OneLayerMap(
         name="nngp",
         activation=act,
@@ -33,4 +41,6 @@ def nngp_map(act: Activation) -> OneLayerMap:
         diag_args=(Kaa, C_b, C_W),
         equations=eqs,
         kinds=KINDS,
+        angle=angle,
+        angle_args=angle_args,
     )

@@ -9,8 +9,18 @@ from __future__ import annotations
 
 from nnft.activations import Activation
 from nnft.errors import NTKUndefinedError
-from nnft.gaussian import Kaa, Kab, Kbb, expect_pair, expect_single
-from nnft.recursions.base import C_W, C_b, Equation, OneLayerMap, Theta_aa, Theta_ab, lambda_b, lambda_W
+from nnft.gaussian import Kaa, Kab, Kbb, expect_pair, expect_pair_angle, expect_single, theta_ab
+from nnft.recursions.base import (
+    C_W,
+    C_b,
+    Equation,
+    OneLayerMap,
+    Theta_aa,
+    Theta_ab,
+    angle_update,
+    lambda_b,
+    lambda_W,
+)
 from nnft.recursions.nngp import KINDS, nngp_map
 
 
@@ -37,6 +47,16 @@ def ntk_map(act: Activation) -> OneLayerMap:
                  r"\lambda_b + \lambda_W \left\langle \sigma^2 \right\rangle_{K_{\alpha\alpha}} + C_W "
                  r"\left\langle \sigma'^2 \right\rangle_{K_{\alpha\alpha}} \Theta_{\alpha\alpha}", th_dia),
     )
+    # kinked σ (relu, leaky relu, |z|): σ' is a step, whose arc-cosine kernel needs the carried angle θ_ab
+    angle, angle_args = {}, ()
+    dd_angle = expect_pair_angle(act.derivative, act.derivative)
+    new_theta = angle_update(act.expr) if dd_angle is not None else None
+    if new_theta is not None:
+        ss_angle = expect_pair_angle(act.expr, act.expr)
+        ss_angle = ss if ss_angle is None else ss_angle
+        angle = {"K_ab": C_b + C_W * ss_angle, "Theta_ab": lambda_b + lambda_W * ss_angle + C_W * dd_angle * Theta_ab,
+                 "theta_ab": new_theta}
+        angle_args = (Kaa, Kab, Kbb, theta_ab, Theta_ab, C_b, C_W, lambda_b, lambda_W)
     return OneLayerMap(
         name="ntk",
         activation=act,
@@ -46,4 +66,6 @@ def ntk_map(act: Activation) -> OneLayerMap:
         diag_args=(Kaa, Theta_aa, C_b, C_W, lambda_b, lambda_W),
         equations=eqs,
         kinds=KINDS,
+        angle=angle,
+        angle_args=angle_args,
     )
