@@ -79,6 +79,10 @@ def _lift_expectations(spec: FunctionSpec, printer: NumpyPrinter, prefix: str):
             helpers.append(_integrand_source(printer, f"_f_{base}", node.integrand.subs(node.variables[0], z), [z]))
             pre.append(f"{sym.name} = _rt.gauss1(_f_{base}, {cov}, {kinks[0]!r})")
             continue
+        if len(node.variables) > 2:  # n-variable tensor quadrature (nnft.numeric.quadrature_nd)
+            helpers.append(_integrand_source(printer, f"_f_{base}", node.integrand, list(node.variables)))
+            pre.append(f"{sym.name} = _rt.gauss_nd_upper(_f_{base}, {len(node.variables)}, {cov})")
+            continue
         sep = node.separable()
         if sep is not None:
             helpers.append(_integrand_source(printer, f"_fa_{base}", sep[0], [z]))
