@@ -1,6 +1,8 @@
 """Symbolic Gaussian expectations ⟨f(z_a, z_b, …)⟩_K: closed forms first, an unevaluated node otherwise.
 
-The engine never names an activation. Two-variable averages ⟨f(z_a) g(z_b)⟩ over a zero-mean Gaussian
+The engine never names an activation. Averages over any number of variables go through :func:`expect`
+(Isserlis' theorem for polynomials, factorisation over independent blocks, the rules below for one and
+two variables, an :class:`Expectation` node otherwise). Two-variable averages ⟨f(z_a) g(z_b)⟩ over a zero-mean Gaussian
 with covariance ``[[K_aa, K_ab], [K_ab, K_bb]]`` are found by a table of *rules*, each of which
 recognises a class of functions from the expression itself:
 
@@ -153,8 +155,9 @@ class Expectation(sp.Expr):
             sub = printer._print(sp.Matrix([[self.cov[0], self.cov[1]], [self.cov[1], self.cov[2]]]))
             sub = "K" if self.cov == (Kaa, Kab, Kbb) else sub
         else:
-            sub = "K" if self.cov == tuple(covariance_matrix(self.variables)[i, j] for i, j in
-                                           _upper_pairs(len(self.variables))) else printer._print(self.cov_matrix)
+            named = all(isinstance(v, sp.Symbol) and v.name.startswith("z_") and v.name != "z_" for v in self.variables)
+            standard = named and self.cov_matrix == covariance_matrix(self.variables)
+            sub = "K" if standard else printer._print(self.cov_matrix)
         base = rf"\left\langle {f} \right\rangle_{{{sub}}}"
         return base if exp is None else rf"{base}^{{{exp}}}"
 

@@ -4,7 +4,8 @@ One :class:`FunctionSpec` is a function of some argument symbols returning a tup
 outputs of a function share one joint common-subexpression elimination (``sympy.cse``), so the
 arc-cosine angle of the NNGP map is computed once for K and Θ. Unevaluated Gaussian averages
 (:class:`nnft.gaussian.Expectation`) become module-level integrand functions plus a quadrature call
-into the runtime. Generated modules import numpy, scipy, numba and ``nnft.runtime`` — never sympy.
+into the runtime (one or two variables: :mod:`nnft.numeric.quadrature`; more: the tensor rule of
+:mod:`nnft.numeric.quadrature_nd`). Generated modules import numpy, scipy, numba and ``nnft.runtime`` — never sympy.
 
 Numpy backend: every function is vectorised by broadcasting. Numba backend: a scalar ``njit`` kernel
 plus a ``parallel=True`` driver looping over arrays by *kind*: ``"row"`` arguments vary with the first
