@@ -37,6 +37,11 @@ random 4 × 4 K (eigenvalues 0.40 … 4.2; value −4.4e-3, s = 0.12): at the de
 h = 0.2 (2.3·10⁶ nodes, with the coarser levels about 1.3·10⁶ more) with error 4.3e-13 against the next
 level, where the criterion credited 1.2e-11; ``tol = 1e-10`` goes one level further (9.5·10⁶ nodes).
 
+*Speed.* The integrand dominates (numpy ``tanh`` costs ~23 ns per element here). ⟨tanh⁴⟩ for the 4 × 4 K
+of ``tests/test_gaussian_nary.py`` (eigenvalues 0.14 … 1.66): 5.0·10⁶ nodes over three levels, 0.55 s of
+CPU on one core (2 vCPU Zen 5, shared). The minimum level is ~25 nodes per direction (``H_CAP``), so even a
+near-polynomial 4-D average costs ~4·10⁵ nodes; a fast method for many 4-point entries is future work.
+
 *Which integrands converge.* Smooth (analytic) integrands with O(1) structure in z at O(1) variances
 converge fast: ``⟨tanh(z_a)tanh(z_b)tanh(z_c)tanh(z_d)⟩`` for a 4 × 4 K with eigenvalues up to ~2 in
 ~1–3·10⁶ points. Kinked or jumping integrands (relu, |z|, step) converge only like h² and usually
