@@ -1,6 +1,8 @@
 """Symbolic Gaussian expectations ⟨f(z_a, z_b, …)⟩_K: closed forms first, an unevaluated node otherwise.
 
-The engine never names an activation. Two-variable averages ⟨f(z_a) g(z_b)⟩ over a zero-mean Gaussian
+The engine never names an activation. Averages over any number of variables go through :func:`expect`
+(Isserlis' theorem for polynomials, factorisation over independent blocks, the rules below for one and
+two variables, an :class:`Expectation` node otherwise). Two-variable averages ⟨f(z_a) g(z_b)⟩ over a zero-mean Gaussian
 with covariance ``[[K_aa, K_ab], [K_ab, K_bb]]`` are found by a table of *rules*, each of which
 recognises a class of functions from the expression itself:
 
@@ -31,6 +33,7 @@ from functools import cache, lru_cache
 import sympy as sp
 
 from nnft.activations import _find_kinks, z
+from nnft.errors import InputError
 from nnft.functions import GeoMean, SafeAcos, SafeAsin, SafeSqrt, _RuntimeFunction, corr, unsafe
 
 #: Covariance entries of the two-variable average: variances K_aa, K_bb > 0 and covariance K_ab.
@@ -45,12 +48,44 @@ za = sp.Symbol("z_a", real=True)
 zb = sp.Symbol("z_b", real=True)
 
 
+def _upper_pairs(k: int) -> list[tuple[int, int]]:
+    """Index pairs (i, j), i ≤ j, of the upper triangle of a k × k matrix, row by row."""
+    return [(i, j) for i in range(k) for j in range(i, k)]
+
+
+def _canonical_cov(cov, k: int) -> tuple[sp.Expr, ...]:
+    """The upper triangle (row by row) of a symmetric k × k covariance given as a matrix or already flat."""
+    if isinstance(cov, sp.MatrixBase) or (
+        isinstance(cov, list | tuple) and cov and all(isinstance(r, list | tuple) for r in cov)
+    ):
+        M = sp.Matrix(cov)
+        if M.shape != (k, k):
+            raise InputError(f"covariance has shape {M.shape}, need ({k}, {k}) for {k} variables")
+        for i, j in _upper_pairs(k):
+            if i != j and sp.expand(M[i, j] - M[j, i]) != 0:
+                raise InputError(
+                    f"covariance is not symmetric: entry ({i}, {j}) is {M[i, j]} but ({j}, {i}) is {M[j, i]}; "
+                    "pass a symmetric matrix"
+                )
+        return tuple(sp.sympify(M[i, j]) for i, j in _upper_pairs(k))
+    flat = tuple(sp.sympify(c) for c in cov)
+    if len(flat) != k * (k + 1) // 2:
+        raise InputError(
+            f"Expectation over {k} variable(s) takes a {k}×{k} symmetric matrix or its upper triangle row by row "
+            f"({k * (k + 1) // 2} entries; one variable: (K,), two: (K_aa, K_ab, K_bb)); got {len(flat)} entries"
+        )
+    return flat
+
+
 class Expectation(sp.Expr):
-    """An unevaluated Gaussian average ``⟨f(z_a, z_b)⟩`` over N(0, [[K_aa, K_ab], [K_ab, K_bb]]).
+    """An unevaluated Gaussian average ``⟨f(z_1, …, z_k)⟩_K`` over z ~ N(0, K), any number k ≥ 1 of variables.
 
     ``Expectation(f, (z_a, z_b), (K_aa, K_ab, K_bb))``; with a single variable,
-    ``Expectation(f, (z_a,), (K_aa,))``. The covariance entries may be any sympy expressions.
-    Differentiation with respect to a symbol inside the covariance uses Price's theorem.
+    ``Expectation(f, (z_a,), (K_aa,))``; in general ``Expectation(f, variables, K)`` with ``K`` a k × k
+    symmetric sympy matrix (or nested list), or its upper triangle row by row. The covariance is stored
+    as that upper triangle (:attr:`cov`), so equal averages are equal nodes whichever form built them.
+    The covariance entries may be any sympy expressions. Differentiation with respect to a symbol
+    inside the covariance uses Price's theorem (:meth:`_eval_derivative`).
     """
 
     is_commutative = True
@@ -58,9 +93,12 @@ class Expectation(sp.Expr):
 
     def __new__(cls, integrand, variables, cov):
         variables = sp.Tuple(*variables)
-        cov = sp.Tuple(*cov)
-        if len(variables) not in (1, 2) or len(cov) != (1 if len(variables) == 1 else 3):
-            raise ValueError("Expectation takes one variable with (K,) or two with (K_aa, K_ab, K_bb)")
+        k = len(variables)
+        if k < 1:
+            raise InputError("Expectation needs at least one integration variable")
+        if len(set(variables)) != k:
+            raise InputError(f"Expectation variables must be distinct, got {tuple(variables)}")
+        cov = sp.Tuple(*_canonical_cov(cov, k))
         return super().__new__(cls, sp.sympify(integrand), variables, cov)
 
     @property
@@ -73,22 +111,38 @@ class Expectation(sp.Expr):
 
     @property
     def cov(self) -> tuple[sp.Expr, ...]:
+        """The covariance entries: the upper triangle row by row (``(K,)``; ``(K_aa, K_ab, K_bb)``; …)."""
         return tuple(self.args[2])
 
+    @property
+    def cov_matrix(self) -> sp.Matrix:
+        """The covariance as a symmetric k × k matrix."""
+        k = len(self.variables)
+        M = sp.zeros(k, k)
+        for (i, j), c in zip(_upper_pairs(k), self.cov, strict=True):
+            M[i, j] = M[j, i] = c
+        return M
+
     def _eval_derivative(self, s):
-        f, v, cov = self.integrand, self.variables, self.cov
+        """Price's theorem: ``∂⟨f⟩/∂K_ij = ⟨∂_i∂_j f⟩`` (i ≠ j, K_ij = K_ji one variable), ``½⟨∂_i² f⟩`` for i = j."""
+        f, v = self.integrand, self.variables
         out = sp.S.Zero
         if len(v) == 1:
-            dk = sp.diff(cov[0], s)
+            dk = sp.diff(self.cov[0], s)
             if dk != 0:
-                out += dk * Expectation(sp.diff(f, v[0], 2) / 2, v, cov)
+                out += dk * Expectation(sp.diff(f, v[0], 2) / 2, v, self.cov)
             return out
-        a, b = v
-        caa, cab, cbb = cov
-        for entry, d2 in ((caa, sp.diff(f, a, 2) / 2), (cbb, sp.diff(f, b, 2) / 2), (cab, sp.diff(f, a, b))):
-            dk = sp.diff(entry, s)
+        pairs = _upper_pairs(len(v))
+        # two variables: the historical order (K_aa, K_bb, K_ab); the sum does not depend on it
+        order = [0, 2, 1] if len(v) == 2 else range(len(pairs))
+        for p in order:
+            i, j = pairs[p]
+            dk = sp.diff(self.cov[p], s)
             if dk != 0:
-                out += dk * Expectation(d2, v, cov)
+                d2 = sp.diff(f, v[i], 2) / 2 if i == j else sp.diff(f, v[i], v[j])
+                out += dk * Expectation(d2, v, self.cov)
+        if s not in v and f.has(s):  # an integrand that depends on s itself
+            out += Expectation(sp.diff(f, s), v, self.cov)
         return out
 
     def _eval_subs(self, old, new):
@@ -100,30 +154,32 @@ class Expectation(sp.Expr):
         f = printer._print(self.integrand)
         if len(self.variables) == 1:
             sub = printer._print(self.cov[0])
-        else:
+        elif len(self.variables) == 2:
             sub = printer._print(sp.Matrix([[self.cov[0], self.cov[1]], [self.cov[1], self.cov[2]]]))
             sub = "K" if self.cov == (Kaa, Kab, Kbb) else sub
+        else:
+            named = all(isinstance(v, sp.Symbol) and v.name.startswith("z_") and v.name != "z_" for v in self.variables)
+            standard = named and self.cov_matrix == covariance_matrix(self.variables)
+            sub = "K" if standard else printer._print(self.cov_matrix)
         base = rf"\left\langle {f} \right\rangle_{{{sub}}}"
         return base if exp is None else rf"{base}^{{{exp}}}"
 
     def _sympystr(self, printer) -> str:
         return f"E[{printer._print(self.integrand)}; cov={printer._print(self.args[2])}]"
 
-    def separable(self) -> tuple[sp.Expr, sp.Expr] | None:
-        """``(f_a(z), f_b(z))`` when the integrand is ``f_a(z_a) f_b(z_b)``, else ``None``."""
+    def separable(self) -> tuple[sp.Expr, ...] | None:
+        """``(f_1(z), …, f_k(z))`` when the integrand is ``f_1(z_1)⋯f_k(z_k)`` (k ≥ 2), else ``None``."""
         if len(self.variables) == 1:
             return None
-        a, b = self.variables
-        ia, ib = sp.S.One, sp.S.One
+        v = self.variables
+        parts = [sp.S.One] * len(v)
         for factor in sp.Mul.make_args(self.integrand):
             fs = factor.free_symbols
-            if b not in fs:
-                ia *= factor
-            elif a not in fs:
-                ib *= factor
-            else:
+            inside = [i for i, x in enumerate(v) if x in fs]
+            if len(inside) > 1:
                 return None
-        return ia.subs(a, z), ib.subs(b, z)
+            parts[inside[0] if inside else 0] *= factor
+        return tuple(p.subs(x, z) for p, x in zip(parts, v, strict=True))
 
     def kinks(self) -> tuple[tuple[float, ...], ...]:
         """Points where the integrand is non-smooth, per variable (for quadrature)."""
@@ -598,6 +654,92 @@ def is_closed(expr: sp.Expr) -> bool:
     return not expr.has(Expectation)
 
 
+def covariance_matrix(variables) -> sp.Matrix:
+    """The symmetric matrix of covariance symbols ``K_{xy}`` of variables named ``z_x``, ``z_y``, ….
+
+    For ``(z_a, z_b)`` it is ``[[K_aa, K_ab], [K_ab, K_bb]]`` in the module's symbols :data:`Kaa`, :data:`Kab`,
+    :data:`Kbb`; diagonal symbols are positive, off-diagonal ones real; the entry (i, j), i ≤ j, is named
+    after the variables in their given order. An :class:`Expectation` with this covariance prints as ⟨…⟩_K.
+    """
+    names = []
+    for v in variables:
+        if not (isinstance(v, sp.Symbol) and v.name.startswith("z_") and len(v.name) > 2):
+            raise InputError(f"covariance_matrix needs variables named z_<index>, got {v!r}")
+        names.append(v.name[2:])
+    k = len(names)
+    M = sp.zeros(k, k)
+    for i, j in _upper_pairs(k):
+        if i == j:
+            M[i, i] = sp.Symbol(f"K_{names[i]}{names[i]}", positive=True)
+        else:
+            M[i, j] = M[j, i] = sp.Symbol(f"K_{names[i]}{names[j]}", real=True)
+    return M
+
+
+def _blocks(M: sp.Matrix) -> list[list[int]]:
+    """Connected components of the variables under the structural non-zero pattern of the covariance."""
+    k = M.shape[0]
+    comp = list(range(k))
+
+    def root(i: int) -> int:
+        while comp[i] != i:
+            i = comp[i]
+        return i
+
+    for i, j in _upper_pairs(k):
+        if i != j and M[i, j] != 0:
+            comp[root(i)] = root(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(k):
+        groups.setdefault(root(i), []).append(i)
+    return list(groups.values())
+
+
+def expect(f, variables, cov) -> sp.Expr:
+    """The Gaussian average ``⟨f(z_1, …, z_k)⟩`` over z ~ N(0, cov), in closed form where one is known.
+
+    ``variables`` are the k integration symbols; ``cov`` a k × k symmetric sympy matrix (or its upper
+    triangle row by row, the storage of :class:`Expectation`). In order: variables f does not involve
+    are marginalised (sub-matrix); a polynomial f gives Isserlis' theorem (:func:`isserlis`); when the
+    covariance is block diagonal (structurally zero entries) and f factorises over the blocks, the
+    average is the product of the blocks' averages; one- and two-variable blocks with a product
+    integrand use the closed-form rules (:func:`expect_single`, :func:`expect_pair`); anything else is an
+    :class:`Expectation` node (numerical quadrature when lowered to code).
+    """
+    variables = tuple(variables)
+    k = len(variables)
+    M = Expectation(sp.S.One, variables, cov).cov_matrix if k else sp.zeros(0, 0)
+    f = sp.sympify(f)
+    used = [i for i, v in enumerate(variables) if f.has(v)]
+    if not used:
+        return f
+    v = tuple(variables[i] for i in used)
+    M = M.extract(used, used)
+    if f.is_polynomial(*v):
+        return isserlis(f, v, M)
+    blocks = _blocks(M)
+    if len(blocks) > 1:
+        parts = [sp.S.One] * len(blocks)
+        where = {v[i]: b for b, idx in enumerate(blocks) for i in idx}
+        for factor in sp.Mul.make_args(f):
+            owners = {where[x] for x in factor.free_symbols if x in where}
+            if len(owners) > 1:
+                break
+            parts[owners.pop() if owners else 0] *= factor
+        else:
+            out = sp.S.One
+            for b, idx in enumerate(blocks):
+                out *= expect(parts[b], [v[i] for i in idx], M.extract(idx, idx))
+            return out
+    if len(v) == 1:
+        return expect_single(f.subs(v[0], z)).subs(Kaa, M[0, 0])
+    node = Expectation(f, v, M)
+    sep = node.separable() if len(v) == 2 else None
+    if sep is not None:
+        return expect_pair(*sep).subs({Kaa: M[0, 0], Kab: M[0, 1], Kbb: M[1, 1]}, simultaneous=True)
+    return node
+
+
 def price_derivative(f: sp.Expr, g: sp.Expr) -> sp.Expr:
     """``∂⟨f(z_a) g(z_b)⟩/∂K_ab`` by Price's theorem: ``⟨f′(z_a) g′(z_b)⟩`` (CONVENTIONS.md)."""
     return expect_pair(sp.diff(f, z), sp.diff(g, z))
@@ -617,7 +759,9 @@ __all__ = [
     "ArcGap1",
     "Rule",
     "closed_form_rule",
+    "covariance_matrix",
     "decorrelation",
+    "expect",
     "expect_pair_angle",
     "expect_pair",
     "expect_single",

@@ -24,6 +24,7 @@ __all__ = [
     "gauss1",
     "gauss2",
     "gauss2_product",
+    "gauss_nd_upper",
     "sigmoid",
     "softplus",
     "sin_minus_tcos",
@@ -214,5 +215,13 @@ def gauss2_product(*args, **kwargs):
     """⟨f(z_a) g(z_b)⟩ by quadrature, through verified correlation tables where they pay
     (:func:`nnft.numeric.correlation_tables.gauss2_product`)."""
     from nnft.numeric.correlation_tables import gauss2_product as _g
+
+    return _g(*args, **kwargs)
+
+
+def gauss_nd_upper(*args, **kwargs):
+    """⟨f(z_1, …, z_k)⟩ by tensor quadrature, covariance as its upper triangle:
+    :func:`nnft.numeric.quadrature_nd.gauss_nd_upper`."""
+    from nnft.numeric.quadrature_nd import gauss_nd_upper as _g
 
     return _g(*args, **kwargs)

@@ -4,9 +4,10 @@ One :class:`FunctionSpec` is a function of some argument symbols returning a tup
 outputs of a function share one joint common-subexpression elimination (``sympy.cse``), so the
 arc-cosine angle of the NNGP map is computed once for K and Θ. Unevaluated Gaussian averages
 (:class:`nnft.gaussian.Expectation`) become module-level integrand functions plus a quadrature call
-into the runtime. Generated modules import numpy, scipy, numba and ``nnft.runtime`` — never sympy.
-numba itself is imported only when the numba backend is used (through :mod:`nnft.codegen.numba_backend`),
-so this module and the numpy backend work without it.
+into the runtime (one or two variables: :mod:`nnft.numeric.quadrature`; more: the tensor rule of
+:mod:`nnft.numeric.quadrature_nd`). Generated modules import numpy, scipy, numba and ``nnft.runtime`` — never
+sympy. numba itself is imported only when the numba backend is used (through
+:mod:`nnft.codegen.numba_backend`), so this module and the numpy backend work without it.
 
 Numpy backend: every function is vectorised by broadcasting. Numba backend: a scalar ``njit`` kernel
 plus a ``parallel=True`` driver looping over arrays by *kind*: ``"row"`` arguments vary with the first
@@ -79,6 +80,10 @@ def _lift_expectations(spec: FunctionSpec, printer: NumpyPrinter, prefix: str):
         if len(node.variables) == 1:
             helpers.append(_integrand_source(printer, f"_f_{base}", node.integrand.subs(node.variables[0], z), [z]))
             pre.append(f"{sym.name} = _rt.gauss1(_f_{base}, {cov}, {kinks[0]!r})")
+            continue
+        if len(node.variables) > 2:  # n-variable tensor quadrature (nnft.numeric.quadrature_nd)
+            helpers.append(_integrand_source(printer, f"_f_{base}", node.integrand, list(node.variables)))
+            pre.append(f"{sym.name} = _rt.gauss_nd_upper(_f_{base}, {len(node.variables)}, {cov})")
             continue
         sep = node.separable()
         if sep is not None:
