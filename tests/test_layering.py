@@ -85,14 +85,14 @@ def layer(module: str) -> str:
         return "leaf"
     if module.startswith("nnft.numeric") or module in ("nnft.runtime", "nnft.runtime_numba", "nnft.cumulants"):
         return "numeric"
-    if module in ("nnft.functions", "nnft.symbols"):
+    if module in ("nnft.functions", "nnft.symbols", "nnft.parsing"):
         return "symbolic_leaf"
     if module.startswith("nnft.codegen"):
         return "codegen"
-    if module in ("nnft.activations", "nnft.gaussian") or module.startswith("nnft.recursions"):
+    if module in ("nnft.activations", "nnft.admissibility", "nnft.gaussian") or module.startswith("nnft.recursions"):
         return "symbolic"
-    if module in ("nnft", "nnft.network", "nnft.montecarlo", "nnft.cli", "nnft.mc_cli", "nnft.testing") \
-            or module.startswith("nnft.cli."):
+    if module in ("nnft", "nnft.network", "nnft.montecarlo", "nnft.cli", "nnft.mc_cli", "nnft.cli_io", "nnft.testing") \
+            or module.startswith(("nnft.cli.", "nnft.report")):
         return "api"
     raise AssertionError(f"{module} is in no layer: add it to layer() in tests/test_layering.py")
 

@@ -7,7 +7,8 @@ import math
 import numba
 
 __all__ = ["acos_clip_s", "angle_from_gap_s", "arc1_s", "arc1_gap_s", "asin_clip_s", "corr_s", "geomean_s",
-           "heaviside_s", "sigmoid_s", "sign_s", "sin_minus_tcos_s", "softplus_s", "sqrt_pos_s"]
+           "count_near_all", "count_near_masked", "heaviside_s", "sigmoid_s", "sign_s", "sin_minus_tcos_s",
+           "softplus_s", "sqrt_pos_s"]
 
 # asin(s)/s as a polynomial in t = s² on [0, 1/4] (degree 12, Chebyshev fit in 40-digit arithmetic,
 # max relative error 2.2e-16). With the half-angle identities below it gives arccos/arcsin without a libm
@@ -188,3 +189,26 @@ def sign_s(x: float) -> float:
     if x < 0:
         return -1.0
     return 0.0
+
+
+# Counting loops of the near-parallel angle tracker (nnft.numeric.angles), compiled here with the rest of numba.
+@numba.njit(cache=True, nogil=True)
+def count_near_all(K, sa, sb, lim):
+    """Entries with |K_ij| > lim·sa_i·sb_j (a branch-free loop that LLVM vectorises)."""
+    n = 0
+    for i in range(K.shape[0]):
+        ti = lim * sa[i]
+        for j in range(K.shape[1]):
+            n += abs(K[i, j]) > ti * sb[j]
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
+def count_near_masked(K, sa, sb, lim, mask):
+    """Entries with |K_ij| > lim·sa_i·sb_j and mask_ij == 0 (mask: uint8)."""
+    n = 0
+    for i in range(K.shape[0]):
+        ti = lim * sa[i]
+        for j in range(K.shape[1]):
+            n += (abs(K[i, j]) > ti * sb[j]) * (1 - mask[i, j])
+    return n

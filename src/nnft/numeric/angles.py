@@ -15,7 +15,8 @@ duplicates and opposites (pinned by the driver) and the diagonal never enter.
 
 from __future__ import annotations
 
-import numba
+import functools
+
 import numpy as np
 
 #: A pair is carried once ``1 − |c| < TAU``: arccos(c) elsewhere is off by at most eps/√(2 TAU) ≈ 5e-15.
@@ -23,33 +24,30 @@ TAU = 1e-3
 _CHUNK = 4096  # pairs per block of the layer-1 angle computation (memory O(_CHUNK · n_0))
 
 
-@numba.njit(cache=True, nogil=True)
-def _count_near_all(K, sa, sb, lim):
-    """Entries with |K_ij| > lim·sa_i·sb_j (a branch-free loop that LLVM vectorises)."""
-    n = 0
-    for i in range(K.shape[0]):
-        ti = lim * sa[i]
-        for j in range(K.shape[1]):
-            n += abs(K[i, j]) > ti * sb[j]
-    return n
-
-
-@numba.njit(cache=True, nogil=True)
-def _count_near_masked(K, sa, sb, lim, mask):
-    """Entries with |K_ij| > lim·sa_i·sb_j and mask_ij == 0 (mask: uint8)."""
-    n = 0
-    for i in range(K.shape[0]):
-        ti = lim * sa[i]
-        for j in range(K.shape[1]):
-            n += (abs(K[i, j]) > ti * sb[j]) * (1 - mask[i, j])
-    return n
+@functools.cache
+def _numba_counters():
+    """The fused numba counting loops (:mod:`nnft.runtime_numba`), or None where numba is not installed."""
+    try:
+        from nnft import runtime_numba
+    except ImportError:
+        return None
+    return runtime_numba.count_near_all, runtime_numba.count_near_masked
 
 
 def _count_near(K, sa, sb, lim, mask):
-    """Entries with |K_ij| > lim·sa_i·sb_j that are not masked (mask of shape (0, 0): none masked)."""
-    if mask.shape[0] == 0:
-        return _count_near_all(K, sa, sb, lim)
-    return _count_near_masked(K, sa, sb, lim, mask.view(np.uint8))
+    """Entries with |K_ij| > lim·sa_i·sb_j that are not masked (mask of shape (0, 0): none masked).
+
+    One fused numba pass when numba is installed; a numpy expression (a tile-sized temporary) otherwise.
+    """
+    kern = _numba_counters()
+    if kern is not None:
+        if mask.shape[0] == 0:
+            return kern[0](K, sa, sb, lim)
+        return kern[1](K, sa, sb, lim, mask.view(np.uint8))
+    near = np.abs(K) > (lim * sa)[:, None] * sb[None, :]
+    if mask.shape[0]:
+        near &= ~mask
+    return int(np.count_nonzero(near))
 
 
 _NOMASK = np.zeros((0, 0), dtype=np.bool_)
