@@ -19,12 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import mpmath
 import numpy as np
 import sympy as sp
 
+from nnft import admissibility
 from nnft.errors import ActivationError, ParseError
 from nnft.functions import Sigmoid, Softplus, unsafe
-from nnft.parsing import FUNCTIONS, parse_expression, parse_number, split_call
+from nnft.parsing import FUNCTIONS, MAX_EXPONENT, parse_expression, parse_number, split_call
 
 #: The real variable every activation is written in.
 z = sp.Symbol("z", real=True)
@@ -48,6 +50,8 @@ class Activation:
     parity: int = field(init=False)
     homogeneity: int | None = field(init=False)
     kinks: tuple[float, ...] = field(init=False)
+    singularities: tuple[admissibility.Singularity, ...] = field(init=False)
+    gaussian_growth: float = field(init=False)
 
     def __post_init__(self) -> None:
         expr = self.expr
@@ -61,11 +65,17 @@ class Activation:
             raise ActivationError(
                 f"activation {self.name!r}: {expr} does not depend on z; a constant is not an activation"
             )
+        _check_size(expr, self.name)
+        adm = admissibility.check(expr, self.name)
+        object.__setattr__(self, "singularities", adm.singularities)
+        object.__setattr__(self, "gaussian_growth", admissibility.check_growth(expr, self.name))
+        for t in (*_TEST_POINTS, 0.0):
+            v = admissibility.evaluate(expr, t, 30)
+            if not math.isfinite(_num(expr, t)):
+                big = mpmath.isfinite(v) and not isinstance(v, mpmath.mpc)
+                why = f"σ({t}) ≈ {mpmath.nstr(v, 3)} overflows float64" if big else f"σ({t}) = {v}"
+                raise ActivationError(f"activation {self.name!r} is not finite at z = {t}: {expr} ({why})")
         object.__setattr__(self, "kinks", _find_kinks(expr))
-        values = {t: _num(expr, t) for t in (*_TEST_POINTS, 0.0)}
-        for t, v in values.items():
-            if not math.isfinite(v):
-                raise ActivationError(f"activation {self.name!r} is not finite at z = {t}: {expr}")
         object.__setattr__(self, "parity", _parity(expr))
         object.__setattr__(self, "homogeneity", _homogeneity(expr))
 
@@ -89,24 +99,6 @@ class Activation:
                 if abs(left - right) > 1e-6:
                     return True
         return False
-
-    @cached_property
-    def gaussian_growth(self) -> float:
-        """q ≥ 0 such that |σ(z)| grows like e^{q z²} (0 for polynomial or exponential-linear growth).
-
-        ⟨σ(z)²⟩_K is finite only while 4 q K < 1; the kernel code checks this instead of returning a
-        truncated quadrature of a divergent integral.
-        """
-        qs = []
-        for t in (60.0, -60.0, 120.0, -120.0):
-            v = unsafe(self.expr).subs(z, sp.Float(t, 50)).evalf(50)
-            try:
-                qs.append(float(sp.log(abs(v)) / t**2) if v != 0 else -1.0)
-            except (TypeError, ValueError):
-                qs.append(-1.0)
-        q60, q120 = max(qs[0], qs[1]), max(qs[2], qs[3])
-        # e^{q z²}·(polynomial) gives log|σ|/z² → q at both radii; e^{a z} gives a/z, halving from 60 to 120
-        return q120 if q120 > 1e-3 and q120 > 0.8 * q60 else 0.0
 
     def __call__(self, x):
         """Evaluate σ numerically (numpy, vectorised)."""
@@ -138,11 +130,19 @@ class Activation:
 
 
 def _num(expr: sp.Expr, t: float) -> float:
-    val = unsafe(expr).subs(z, sp.Float(t, 30)).evalf(30)
-    try:
-        return float(val)
-    except TypeError:
-        return float("nan")
+    return admissibility.value(expr, t, 30)
+
+
+def _check_size(expr: sp.Expr, name: str) -> None:
+    """Refuse expressions too large to analyse quickly, or with a power of z beyond the parser's limit."""
+    n = sp.count_ops(expr, visual=False) if len(str(expr)) < 20000 else math.inf
+    if n > 500:
+        raise ActivationError(f"activation {name!r} is too large ({n} operations; the limit is 500)")
+    for p in expr.atoms(sp.Pow):
+        if p.exp.is_number and p.base.has(z) and not abs(p.exp) <= MAX_EXPONENT:
+            raise ActivationError(
+                f"activation {name!r} contains the power {p}, beyond the limit |exponent| <= {MAX_EXPONENT}"
+            )
 
 
 def _parity(expr: sp.Expr) -> int:

@@ -47,8 +47,11 @@ MAX_RESULT_DIGITS = 400
 MAX_EXPONENT = 100
 
 
+_UNBOUNDED = -1
+
+
 def _arity(lo: int, hi: int | None = None) -> tuple[int, int | None]:
-    return (lo, lo if hi is None else hi)
+    return (lo, lo if hi is None else (None if hi == _UNBOUNDED else hi))
 
 
 #: The callable vocabulary: name -> (sympy constructor, (min args, max args or None for unbounded)).
@@ -70,10 +73,10 @@ FUNCTIONS: dict[str, tuple[Callable[..., sp.Expr], tuple[int, int | None]]] = {
     "abs": (sp.Abs, _arity(1)),
     "sign": (sp.sign, _arity(1)),
     "Heaviside": (sp.Heaviside, _arity(1, 2)),
-    "Max": (sp.Max, _arity(2, None)),
-    "max": (sp.Max, _arity(2, None)),
-    "Min": (sp.Min, _arity(2, None)),
-    "min": (sp.Min, _arity(2, None)),
+    "Max": (sp.Max, _arity(2, _UNBOUNDED)),
+    "max": (sp.Max, _arity(2, _UNBOUNDED)),
+    "Min": (sp.Min, _arity(2, _UNBOUNDED)),
+    "min": (sp.Min, _arity(2, _UNBOUNDED)),
     "floor": (sp.floor, _arity(1)),
     "ceiling": (sp.ceiling, _arity(1)),
     "sigmoid": (Sigmoid, _arity(1)),
@@ -123,7 +126,8 @@ class _Builder:
 
     def __init__(self, text: str, variables: Mapping[str, sp.Symbol], functions: Mapping,
                  free_symbols: bool) -> None:
-        self.text = text
+        self.text = text if len(text) <= 120 else text[:100] + "..."
+        self.source = text
         self.variables = variables
         self.functions = functions
         self.free_symbols = free_symbols
@@ -136,7 +140,7 @@ class _Builder:
         )
 
     def segment(self, node: ast.AST) -> str:
-        seg = ast.get_source_segment(self.text, node)
+        seg = ast.get_source_segment(self.source, node)
         return seg if seg is not None else type(node).__name__
 
     def build(self, node: ast.AST, depth: int = 0, *, condition: bool = False) -> sp.Basic:
@@ -156,6 +160,8 @@ class _Builder:
             if isinstance(node.op, ast.UAdd):
                 return self.build(node.operand, depth + 1)
             raise self.fail(f"the operator in {self.segment(node)!r}")
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub | ast.Mult):
+            return self.chain(node, depth)
         if isinstance(node, ast.BinOp):
             op = _BINOPS.get(type(node.op))
             if op is None:
@@ -171,6 +177,22 @@ class _Builder:
             raise self.fail(f"the comparison {self.segment(node)!r} outside a Piecewise condition")
         kind = _NODE_NAMES.get(type(node), f"the construct {type(node).__name__}")
         return self._raise(kind, node)
+
+    def chain(self, node: ast.BinOp, depth: int) -> sp.Basic:
+        """A left-associated chain ``a + b - c + ...`` or ``a * b * ...`` counts as one level of nesting."""
+        group = (ast.Add, ast.Sub) if isinstance(node.op, ast.Add | ast.Sub) else (ast.Mult,)
+        rights: list[tuple[str, ast.AST]] = []
+        while isinstance(node, ast.BinOp) and isinstance(node.op, group):
+            rights.append((_BINOPS[type(node.op)], node.right))
+            node = node.left
+        terms = [self.build(node, depth + 1)]
+        for op, right in reversed(rights):
+            t = self.build(right, depth + 1)
+            for x in (terms[0], t):
+                if not isinstance(x, sp.Expr):
+                    raise self.fail(f"a condition used as a number in {self.segment(right)!r}")
+            terms.append(-t if op == "-" else t)
+        return sp.Mul(*terms) if group == (ast.Mult,) else sp.Add(*terms)
 
     def _raise(self, kind: str, node: ast.AST):
         raise self.fail(f"{kind} in {self.segment(node)!r}")
@@ -396,7 +418,9 @@ def _plain_decimal(text: str) -> bool:
     if m is None:
         return False
     if len(text) > MAX_DIGITS or (m.group(3) is not None and abs(int(m.group(3))) > MAX_RESULT_DIGITS):
-        raise ParseError(f"the number {text[:80]!r} is too long or its exponent too large (limit 1e±{MAX_RESULT_DIGITS})")
+        raise ParseError(
+            f"the number {text[:80]!r} is too long or its exponent too large (limit 1e±{MAX_RESULT_DIGITS})"
+        )
     return True
 
 
