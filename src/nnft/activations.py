@@ -87,17 +87,30 @@ class Activation:
         return sp.piecewise_fold(d)
 
     @cached_property
+    def jumps(self) -> tuple[float, ...]:
+        """Points (nearest 0 first, |z| <= 12) where σ itself jumps, verified by left and right limits."""
+        cands = set(self.kinks)
+        for node in sp.preorder_traversal(self.expr):
+            if isinstance(node, sp.floor | sp.ceiling | sp.frac):
+                cands.update(_integer_crossings(node.args[0]))
+        out = []
+        for c in sorted(cands, key=abs):
+            left, right = _num(self.expr, c - 1e-9), _num(self.expr, c + 1e-9)
+            if not (math.isfinite(left) and math.isfinite(right)) or abs(left - right) > 1e-6 * max(1.0, abs(left)):
+                out.append(c)
+        return tuple(out)
+
+    @cached_property
     def has_distributional_derivative(self) -> bool:
-        """True when σ jumps, so σ' contains a Dirac delta (step, sign): the NTK is then undefined."""
+        """True when σ jumps, so σ' contains a Dirac delta (step, sign, floor, …): the NTK is then undefined."""
         d = sp.diff(unsafe(self.expr), z)
-        if d.has(sp.DiracDelta):
+        if d.has(sp.DiracDelta) or self.jumps:
             return True
-        if isinstance(self.expr, sp.Piecewise) or self.expr.has(sp.Piecewise):
-            for c in self.kinks:
-                left = _num(self.expr, c - 1e-9)
-                right = _num(self.expr, c + 1e-9)
-                if abs(left - right) > 1e-6:
-                    return True
+        if d.has(sp.Derivative):
+            raise ActivationError(
+                f"activation {self.name!r}: sympy cannot differentiate {self.expr} (σ' = {d}); the NTK needs σ'. "
+                "Write σ with functions sympy can differentiate, or use the NNGP only"
+            )
         return False
 
     def __call__(self, x):
@@ -188,6 +201,23 @@ def _real_roots(arg: sp.Expr) -> list[float]:
         if s.is_real:
             out.append(float(s))
     return out
+
+
+#: Half-width of the window in which the jumps of floor/ceiling/frac are looked for (|z| <= 12).
+_JUMP_WINDOW = 12.0
+_MAX_JUMPS = 49
+
+
+def _integer_crossings(arg: sp.Expr) -> list[float]:
+    """Points z with |z| <= 12 where a linear ``arg = a z + b`` is an integer (the jumps of floor(arg))."""
+    if not arg.has(z) or not arg.is_polynomial(z) or sp.degree(arg, z) != 1:
+        return []
+    a, b = (float(c) for c in sp.Poly(arg, z).all_coeffs())
+    lo, hi = sorted((a * -_JUMP_WINDOW + b, a * _JUMP_WINDOW + b))
+    ns = range(math.ceil(lo), math.floor(hi) + 1)
+    if len(ns) > _MAX_JUMPS:
+        ns = range(round(b) - 2, round(b) + 3)  # dense jumps: a few near z = 0 are enough to detect them
+    return [(n - b) / a for n in ns]
 
 
 def _find_kinks(expr: sp.Expr) -> tuple[float, ...]:

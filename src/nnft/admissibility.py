@@ -27,6 +27,7 @@ from functools import lru_cache
 
 import mpmath
 import sympy as sp
+from sympy.core.function import AppliedUndef
 
 from nnft.errors import ActivationError
 from nnft.functions import Sigmoid, Softplus
@@ -476,6 +477,12 @@ def check(expr: sp.Expr, name: str) -> Admissibility:
     z = _z(expr)
     if z is None:
         return Admissibility((), None)
+    undefined = sorted({str(f.func) for f in expr.atoms(AppliedUndef)})
+    if undefined:
+        raise ActivationError(
+            f"activation {name!r} uses the undefined function(s) {undefined}: nnft can neither evaluate nor print "
+            "them; write σ with known functions (tanh, erf, exp, sin, Max, Piecewise, …)"
+        )
     where = _complex_region(expr, z)
     if where is not None:
         raise ActivationError(
