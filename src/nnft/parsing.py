@@ -409,7 +409,7 @@ def parse_number(text: str) -> sp.Expr:
         raise ParseError(f"cannot read the number {text!r}") from None
 
 
-_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE]([+-]?\d{1,4}))?")
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE]([+-]?\d+))?")
 
 
 def _plain_decimal(text: str) -> bool:
