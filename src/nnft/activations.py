@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import mpmath
 import numpy as np
 import sympy as sp
-from sympy.core.function import AppliedUndef
 
-from nnft.errors import ActivationError
+from nnft import admissibility
+from nnft.errors import ActivationError, ParseError
 from nnft.functions import Sigmoid, Softplus, unsafe
+from nnft.parsing import FUNCTIONS, MAX_EXPONENT, parse_expression, parse_number, split_call
 
 #: The real variable every activation is written in.
 z = sp.Symbol("z", real=True)
@@ -47,24 +50,32 @@ class Activation:
     parity: int = field(init=False)
     homogeneity: int | None = field(init=False)
     kinks: tuple[float, ...] = field(init=False)
+    singularities: tuple[admissibility.Singularity, ...] = field(init=False)
+    gaussian_growth: float = field(init=False)
 
     def __post_init__(self) -> None:
         expr = self.expr
         extra = expr.free_symbols - {z}
         if extra:
             raise ActivationError(
-                f"activation {self.name!r}: {expr} depends on {sorted(map(str, extra))}; an activation "
-                "must be a function of z alone (use nnft.activations.z, or pass var= to nnft.activation)"
+                f"activation {self.name!r}: {expr} depends on {', '.join(sorted(map(str, extra)))}; an activation "
+                "is a function of z alone (use nnft.activations.z, or pass var= to nnft.activation)"
             )
         if z not in expr.free_symbols:
             raise ActivationError(
                 f"activation {self.name!r}: {expr} does not depend on z; a constant is not an activation"
             )
+        _check_size(expr, self.name)
+        adm = admissibility.check(expr, self.name)
+        object.__setattr__(self, "singularities", adm.singularities)
+        object.__setattr__(self, "gaussian_growth", admissibility.check_growth(expr, self.name))
+        for t in (*_TEST_POINTS, 0.0):
+            v = admissibility.evaluate(expr, t, 30)
+            if not math.isfinite(_num(expr, t)):
+                big = mpmath.isfinite(v) and not isinstance(v, mpmath.mpc)
+                why = f"σ({t}) ≈ {mpmath.nstr(v, 3)} overflows float64" if big else f"σ({t}) = {v}"
+                raise ActivationError(f"activation {self.name!r} is not finite at z = {t}: {expr} ({why})")
         object.__setattr__(self, "kinks", _find_kinks(expr))
-        values = {t: _num(expr, t) for t in (*_TEST_POINTS, 0.0)}
-        for t, v in values.items():
-            if not math.isfinite(v):
-                raise ActivationError(f"activation {self.name!r} is not finite at z = {t}: {expr}")
         object.__setattr__(self, "parity", _parity(expr))
         object.__setattr__(self, "homogeneity", _homogeneity(expr))
 
@@ -76,36 +87,31 @@ class Activation:
         return sp.piecewise_fold(d)
 
     @cached_property
-    def has_distributional_derivative(self) -> bool:
-        """True when σ jumps, so σ' contains a Dirac delta (step, sign): the NTK is then undefined."""
-        d = sp.diff(unsafe(self.expr), z)
-        if d.has(sp.DiracDelta):
-            return True
-        if isinstance(self.expr, sp.Piecewise) or self.expr.has(sp.Piecewise):
-            for c in self.kinks:
-                left = _num(self.expr, c - 1e-9)
-                right = _num(self.expr, c + 1e-9)
-                if abs(left - right) > 1e-6:
-                    return True
-        return False
+    def jumps(self) -> tuple[float, ...]:
+        """Points (nearest 0 first, |z| <= 12) where σ itself jumps, verified by left and right limits."""
+        cands = set(self.kinks)
+        for node in sp.preorder_traversal(self.expr):
+            if isinstance(node, sp.floor | sp.ceiling | sp.frac):
+                cands.update(_integer_crossings(node.args[0]))
+        out = []
+        for c in sorted(cands, key=abs):
+            left, right = _num(self.expr, c - 1e-9), _num(self.expr, c + 1e-9)
+            if not (math.isfinite(left) and math.isfinite(right)) or abs(left - right) > 1e-6 * max(1.0, abs(left)):
+                out.append(c)
+        return tuple(out)
 
     @cached_property
-    def gaussian_growth(self) -> float:
-        """q ≥ 0 such that |σ(z)| grows like e^{q z²} (0 for polynomial or exponential-linear growth).
-
-        ⟨σ(z)²⟩_K is finite only while 4 q K < 1; the kernel code checks this instead of returning a
-        truncated quadrature of a divergent integral.
-        """
-        qs = []
-        for t in (60.0, -60.0, 120.0, -120.0):
-            v = unsafe(self.expr).subs(z, sp.Float(t, 50)).evalf(50)
-            try:
-                qs.append(float(sp.log(abs(v)) / t**2) if v != 0 else -1.0)
-            except (TypeError, ValueError):
-                qs.append(-1.0)
-        q60, q120 = max(qs[0], qs[1]), max(qs[2], qs[3])
-        # e^{q z²}·(polynomial) gives log|σ|/z² → q at both radii; e^{a z} gives a/z, halving from 60 to 120
-        return q120 if q120 > 1e-3 and q120 > 0.8 * q60 else 0.0
+    def has_distributional_derivative(self) -> bool:
+        """True when σ jumps, so σ' contains a Dirac delta (step, sign, floor, …): the NTK is then undefined."""
+        d = sp.diff(unsafe(self.expr), z)
+        if d.has(sp.DiracDelta) or self.jumps:
+            return True
+        if d.has(sp.Derivative):
+            raise ActivationError(
+                f"activation {self.name!r}: sympy cannot differentiate {self.expr} (σ' = {d}); the NTK needs σ'. "
+                "Write σ with functions sympy can differentiate, or use the NNGP only"
+            )
+        return False
 
     def __call__(self, x):
         """Evaluate σ numerically (numpy, vectorised)."""
@@ -137,11 +143,19 @@ class Activation:
 
 
 def _num(expr: sp.Expr, t: float) -> float:
-    val = unsafe(expr).subs(z, sp.Float(t, 30)).evalf(30)
-    try:
-        return float(val)
-    except TypeError:
-        return float("nan")
+    return admissibility.value(expr, t, 30)
+
+
+def _check_size(expr: sp.Expr, name: str) -> None:
+    """Refuse expressions too large to analyse quickly, or with a power of z beyond the parser's limit."""
+    n = sp.count_ops(expr, visual=False) if len(str(expr)) < 20000 else math.inf
+    if n > 500:
+        raise ActivationError(f"activation {name!r} is too large ({n} operations; the limit is 500)")
+    for p in expr.atoms(sp.Pow):
+        if p.exp.is_number and p.base.has(z) and not abs(p.exp) <= MAX_EXPONENT:
+            raise ActivationError(
+                f"activation {name!r} contains the power {p}, beyond the limit |exponent| <= {MAX_EXPONENT}"
+            )
 
 
 def _parity(expr: sp.Expr) -> int:
@@ -189,6 +203,23 @@ def _real_roots(arg: sp.Expr) -> list[float]:
     return out
 
 
+#: Half-width of the window in which the jumps of floor/ceiling/frac are looked for (|z| <= 12).
+_JUMP_WINDOW = 12.0
+_MAX_JUMPS = 49
+
+
+def _integer_crossings(arg: sp.Expr) -> list[float]:
+    """Points z with |z| <= 12 where a linear ``arg = a z + b`` is an integer (the jumps of floor(arg))."""
+    if not arg.has(z) or not arg.is_polynomial(z) or sp.degree(arg, z) != 1:
+        return []
+    a, b = (float(c) for c in sp.Poly(arg, z).all_coeffs())
+    lo, hi = sorted((a * -_JUMP_WINDOW + b, a * _JUMP_WINDOW + b))
+    ns = range(math.ceil(lo), math.floor(hi) + 1)
+    if len(ns) > _MAX_JUMPS:
+        ns = range(round(b) - 2, round(b) + 3)  # dense jumps: a few near z = 0 are enough to detect them
+    return [(n - b) / a for n in ns]
+
+
 def _find_kinks(expr: sp.Expr) -> tuple[float, ...]:
     """Points where σ or σ' may be non-smooth, read off Piecewise, Heaviside, Abs, sign, Max, Min."""
     pts: set[float] = set()
@@ -221,6 +252,8 @@ def _rational(v) -> sp.Expr:
         if not math.isfinite(v):
             raise ActivationError(f"activation parameter must be finite, got {v}")
         return sp.Rational(repr(v))
+    if isinstance(v, str):
+        return _parse_number(v)
     raise ActivationError(f"activation parameter must be a number, got {v!r}")
 
 
@@ -240,9 +273,7 @@ def _step(**_):
 
 
 def _monomial(k=2, **_):
-    if not (isinstance(k, int | sp.Integer) and int(k) >= 1):
-        raise ActivationError(f"monomial degree k must be an integer >= 1, got {k!r}")
-    return z ** int(k)
+    return z ** _monomial_degree(k)
 
 
 REGISTRY: dict[str, tuple[Callable[..., sp.Expr], dict, str]] = {
@@ -266,27 +297,131 @@ REGISTRY: dict[str, tuple[Callable[..., sp.Expr], dict, str]] = {
 ALIASES = {"silu": "swish", "identity": "linear", "heaviside": "step", "leaky": "leaky_relu"}
 
 
+class ActivationParseError(ParseError, ActivationError):
+    """An activation string that the restricted parser refuses (both a ParseError and an ActivationError)."""
+
+
 def _parse_number(text: str) -> sp.Expr:
+    """An activation parameter such as ``"0.1"`` or ``"a=0.1"``, read by the restricted parser."""
     text = text.split("=", 1)[1].strip() if "=" in text else text
     try:
-        return sp.Rational(text)
-    except (TypeError, ValueError):
-        try:
-            return sp.sympify(text)
-        except (sp.SympifyError, SyntaxError) as exc:
-            raise ActivationError(f"cannot read activation parameter {text!r}") from exc
+        return parse_number(text)
+    except ParseError as exc:
+        raise ActivationParseError(f"cannot read activation parameter {text[:80]!r}: {exc}") from None
 
 
-def _parse_call(text: str) -> tuple[str, list[str]] | None:
-    """Split ``"leaky_relu(0.1)"`` into ``("leaky_relu", ["0.1"])``."""
-    text = text.strip()
-    if "(" in text and text.endswith(")"):
-        head, _, rest = text.partition("(")
-        head = head.strip().lower()
-        args = [a.strip() for a in rest[:-1].split(",") if a.strip()]
-        if (head in REGISTRY or head in ALIASES) and not any("z" in a for a in args):
-            return head, args
-    return None
+def _monomial_degree(k) -> int:
+    """The degree of ``monomial(k)``: a positive integer, never a silently truncated float."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer | sp.Integer | sp.Rational | float | np.floating):
+        raise ActivationError(f"monomial degree k must be an integer >= 1, got {k!r}")
+    q = k if isinstance(k, sp.Basic) else _rational(k)
+    if not (q.is_Integer and 1 <= int(q) <= _MAX_DEGREE):
+        extra = (
+            f"; for a non-integer power write an expression such as 'Abs(z)**({q})' or 'Max(z, 0)**({q})' "
+            f"(z**({q}) itself is complex for z < 0 and is refused)"
+            if not q.is_Integer and q > 0 else ""
+        )
+        raise ActivationError(f"monomial degree k must be an integer >= 1 (at most {_MAX_DEGREE}), got {k}{extra}")
+    return int(q)
+
+
+_MAX_DEGREE = 100
+
+
+def _builtin(base: str, params: dict) -> Activation:
+    factory, defaults, _ = REGISTRY[base]
+    unknown = set(params) - set(defaults)
+    if unknown:
+        raise ActivationError(
+            f"activation {base!r} has no parameter(s) {sorted(unknown)}; it takes {sorted(defaults)}"
+        )
+    merged = {**defaults, **{k: _rational(v) if not isinstance(v, int) or isinstance(v, bool) else v
+                             for k, v in params.items()}}
+    if base == "monomial":
+        merged["k"] = _monomial_degree(merged["k"])
+    shown = tuple((k, sp.sympify(merged[k], strict=True)) for k in defaults)
+    label = base if not defaults else base + "(" + ", ".join(f"{k}={merged[k]}" for k in defaults) + ")"
+    return Activation(label, factory(**merged), shown)
+
+
+def _unknown_name(text: str) -> ActivationError:
+    close = difflib.get_close_matches(text.lower(), list(REGISTRY) + list(ALIASES), n=3)
+    hint = f"; did you mean {close}?" if close else ""
+    return ActivationError(
+        f"unknown activation {text!r}{hint} Built-ins: {sorted(REGISTRY)}; or pass an expression of z "
+        "such as 'z*tanh(z)'"
+    )
+
+
+def _numeric_args(pos: list[str], kw: dict[str, str]) -> tuple[list[sp.Expr], dict[str, sp.Expr]] | None:
+    """The call arguments as numbers, or None when any of them is not a number (then it is an expression)."""
+    try:
+        return [parse_number(v) for v in pos], {k: parse_number(v) for k, v in kw.items()}
+    except ParseError:
+        return None
+
+
+def _from_string(text: str, var: sp.Symbol | None, params: dict) -> Activation:
+    """An activation from a registry name, a registry call string or an expression string (never evaluated)."""
+    if not isinstance(text, str):
+        raise ActivationError(f"expected a string, got {type(text).__name__}")
+    name = text.strip()
+    low = name.lower()
+    base = ALIASES.get(low, low)
+    if base in REGISTRY:
+        return _builtin(base, params)
+    try:
+        call = split_call(name)
+    except ParseError as exc:
+        raise ActivationParseError(f"cannot parse activation expression: {exc}") from None
+    if call is not None:
+        head, pos, kw = call
+        hl = ALIASES.get(head.lower(), head.lower())
+        numbers = _numeric_args(pos, kw)
+        if hl in REGISTRY and numbers is not None:
+            keys = list(REGISTRY[hl][1])
+            if not keys and head in FUNCTIONS:
+                raise ActivationError(
+                    f"activation {name!r} is a constant (its argument is a number): a constant is not an activation; "
+                    f"write {head}(z), or just {hl!r}"
+                )
+            if len(pos) > len(keys):
+                raise ActivationError(f"{hl} takes at most {len(keys)} parameter(s) {keys}, got {pos}")
+            given = dict(zip(keys, numbers[0], strict=False)) | numbers[1]
+            for k, v in given.items():
+                params.setdefault(k, v)
+            return _builtin(hl, params)
+        if hl in REGISTRY and head not in FUNCTIONS:
+            raise ActivationParseError(
+                f"unknown function {head!r} in {name!r}: built-ins are written by name alone (e.g. {hl!r}) or "
+                f"with numeric parameters (e.g. 'leaky_relu(0.1)', 'monomial(k=3)'); an expression of z uses "
+                f"the functions {sorted(FUNCTIONS)}"
+            )
+    if params:
+        raise ActivationError(f"parameters {sorted(params)} only apply to registry names, not to {name!r}")
+    names = {"z": z} if var is None else {"z": z, str(var): z}
+    try:
+        expr = parse_expression(name, names, free_symbols=True)
+    except ParseError as exc:
+        if name.isidentifier():
+            raise _unknown_name(name) from None
+        raise ActivationParseError(f"cannot parse activation expression: {exc}") from None
+    if not expr.free_symbols:
+        raise ActivationError(
+            f"activation {name!r} is a constant: a constant is not an activation; write a function of z "
+            "(e.g. 'tanh(z)') or a built-in name"
+        )
+    others = sorted(str(s) for s in expr.free_symbols - {z})
+    if others and name.isidentifier():
+        if len(name) > 3 or difflib.get_close_matches(low, list(REGISTRY) + list(ALIASES), n=1):
+            raise _unknown_name(name)
+    if others:
+        example = re.sub(rf"\b{others[0]}\b", "z", name)
+        raise ActivationError(
+            f"activation {name!r} depends on {', '.join(others)}: an activation is a function of z alone; "
+            f"write it in z (e.g. {example!r}) or pass var=sympy.Symbol({others[0]!r})"
+        )
+    return activation(expr)
 
 
 def activation(spec: str | sp.Expr | Activation, var: sp.Symbol | None = None, **params) -> Activation:
@@ -294,62 +429,19 @@ def activation(spec: str | sp.Expr | Activation, var: sp.Symbol | None = None, *
 
     Examples: ``activation("tanh")``, ``activation("leaky_relu", a=0.1)``, ``activation("leaky_relu(0.1)")``,
     ``activation(sympy.tanh(z) + z / 10)``, ``activation("z*tanh(z)")``. An expression in another symbol is
-    accepted with ``var=that_symbol``.
+    accepted with ``var=that_symbol``. Strings are read by the restricted parser :mod:`nnft.parsing`, which
+    never evaluates code.
     """
     if isinstance(spec, Activation):
         if params:
             raise ActivationError("parameters cannot be applied to an existing Activation")
         return spec
     if isinstance(spec, str):
-        name = spec.strip()
-        low = name.lower()
-        call = _parse_call(name)
-        if call is not None:
-            low, pos = call
-            base = ALIASES.get(low, low)
-            keys = list(REGISTRY[base][1])
-            if len(pos) > len(keys):
-                raise ActivationError(f"{base} takes at most {len(keys)} parameter(s) {keys}, got {pos}")
-            for k, v in zip(keys, pos, strict=False):
-                if "=" in v:
-                    k = v.split("=", 1)[0].strip()
-                params.setdefault(k, _parse_number(v))
-        base = ALIASES.get(low, low)
-        if base in REGISTRY:
-            factory, defaults, _ = REGISTRY[base]
-            unknown = set(params) - set(defaults)
-            if unknown:
-                raise ActivationError(
-                    f"activation {base!r} has no parameter(s) {sorted(unknown)}; it takes {sorted(defaults)}"
-                )
-            merged = {**defaults, **{k: _rational(v) if not isinstance(v, int) else v for k, v in params.items()}}
-            shown = tuple((k, sp.sympify(merged[k])) for k in defaults)
-            if base == "monomial":
-                merged["k"] = int(merged["k"])
-            label = base if not defaults else base + "(" + ", ".join(f"{k}={merged[k]}" for k in defaults) + ")"
-            return Activation(label, factory(**merged), shown)
-        if "z" not in name:
-            close = difflib.get_close_matches(low, list(REGISTRY) + list(ALIASES), n=3)
-            hint = f"; did you mean {close}?" if close else ""
-            raise ActivationError(
-                f"unknown activation {name!r}{hint} Built-ins: {sorted(REGISTRY)}; or pass a sympy "
-                "expression of z such as 'z*tanh(z)'"
-            )
-        try:
-            expr = sp.sympify(name, locals={"z": z, "sigmoid": Sigmoid, "softplus": Softplus})
-        except (sp.SympifyError, SyntaxError, TypeError) as exc:
-            raise ActivationError(f"cannot parse activation expression {name!r}: {exc}") from exc
-        undefined = sorted({str(f.func) for f in expr.atoms(AppliedUndef)})
-        if undefined:
-            raise ActivationError(
-                f"unknown function(s) {undefined} in {name!r}: write built-ins by name alone (e.g. 'relu'), or use "
-                "sympy functions of z (tanh, erf, exp, sin, Max, Piecewise, ...)"
-            )
-        return activation(expr, var=var)
+        return _from_string(spec, var, params)
     if isinstance(spec, sp.Basic):
         if params:
             raise ActivationError("parameters only apply to registry names; substitute them into the expression")
-        expr = sp.sympify(spec)
+        expr = spec
         if var is not None:
             expr = expr.subs(var, z)
         else:
@@ -364,4 +456,4 @@ def builtin_names() -> list[str]:
     return sorted(REGISTRY)
 
 
-__all__ = ["Activation", "ActivationError", "REGISTRY", "activation", "builtin_names", "z"]
+__all__ = ["Activation", "ActivationError", "ActivationParseError", "REGISTRY", "activation", "builtin_names", "z"]

@@ -99,7 +99,7 @@ class Expectation(sp.Expr):
         if len(set(variables)) != k:
             raise InputError(f"Expectation variables must be distinct, got {tuple(variables)}")
         cov = sp.Tuple(*_canonical_cov(cov, k))
-        return super().__new__(cls, sp.sympify(integrand), variables, cov)
+        return super().__new__(cls, sp.sympify(integrand, strict=True), variables, cov)
 
     @property
     def integrand(self) -> sp.Expr:
@@ -610,7 +610,7 @@ def expect_pair(f: sp.Expr, g: sp.Expr) -> sp.Expr:
     ``f`` and ``g`` are sympy expressions of :data:`nnft.activations.z`. Closed form when a rule of
     :data:`RULES` applies to both, an :class:`Expectation` node otherwise.
     """
-    f, g = sp.sympify(f), sp.sympify(g)
+    f, g = sp.sympify(f, strict=True), sp.sympify(g, strict=True)
     if not f.has(z) and not g.has(z):
         return f * g
     for rule in RULES:
@@ -630,8 +630,8 @@ def expect_single(f: sp.Expr, g: sp.Expr | None = None) -> sp.Expr:
     Closed form when a rule applies: the degenerate two-variable average at ``K_ab = K_bb = K_aa``,
     simplified; an :class:`Expectation` node of one variable otherwise.
     """
-    f = sp.sympify(f)
-    g = sp.S.One if g is None else sp.sympify(g)
+    f = sp.sympify(f, strict=True)
+    g = sp.S.One if g is None else sp.sympify(g, strict=True)
     hom = RULES[0]
     da, db = _match(hom, f), _match(hom, g)
     if da is not None and db is not None:

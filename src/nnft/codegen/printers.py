@@ -22,8 +22,29 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.numpy import SciPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 
+from nnft.errors import ActivationError
 
-class NumpyPrinter(SciPyPrinter):
+
+class _ClearRefusals:
+    """Printer mixin: anything the printer cannot print raises an ActivationError that names it."""
+
+    def _print_not_supported(self, expr):
+        head = getattr(expr, "func", type(expr))
+        name = getattr(head, "__name__", str(head))
+        raise ActivationError(
+            f"nnft cannot generate code for {name} (in {str(expr)[:120]}): the {type(self).__name__} has no "
+            "translation for it. Write σ with supported functions (tanh, erf, exp, log, sin, cos, sqrt, Abs, Max, "
+            "Min, sign, Heaviside, Piecewise, sigmoid, softplus, floor, ceiling, …)"
+        )
+
+    def _print_Derivative(self, expr):
+        raise ActivationError(
+            f"nnft cannot generate code for the unevaluated derivative {str(expr)[:120]}: sympy could not "
+            "differentiate it. If σ jumps (floor, ceiling, …), σ' is a Dirac delta and the NTK is undefined"
+        )
+
+
+class NumpyPrinter(_ClearRefusals, SciPyPrinter):
     """Vectorised numpy/scipy printer with safe special functions and lazy-safe Piecewise."""
 
     printmethod = "_numpycode"
@@ -84,7 +105,7 @@ class NumpyPrinter(SciPyPrinter):
         )
 
 
-class NumbaPrinter(PythonCodePrinter):
+class NumbaPrinter(_ClearRefusals, PythonCodePrinter):
     """Scalar printer for code compiled by numba's ``njit``: math functions, lazy Piecewise."""
 
     printmethod = "_numbacode"
