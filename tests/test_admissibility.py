@@ -140,3 +140,15 @@ def test_misspelt_names_keep_did_you_mean():
     """Misspelt built-in names still get suggestions."""
     with pytest.raises(ActivationError, match=r"unknown activation 'tanhh'; did you mean \['tanh'\]"):
         nnft.activation("tanhh")
+
+
+def test_floor_nngp_is_refused_not_wrong():
+    """floor jumps at every integer, which quadrature cannot split at: refused (it was 3e-3 off, silently)."""
+    from scipy.special import erfc
+
+    x = np.array([[1.0, 0.0], [0.6, 0.8]])
+    with pytest.raises(ActivationError, match="jumps at z = 0, 1, -1"):
+        nnft.MLP("floor(z)", depth=2).nngp(x)
+    # a jump the quadrature can split at is fine and exact: ⟨Θ(z − 0.3)²⟩ at K = 1/2 is erfc(0.3)/2
+    K = nnft.MLP("Piecewise((0, z < 0.3), (1, True))", depth=2).nngp(x)
+    np.testing.assert_allclose(np.diag(K), erfc(0.3) / 2, rtol=1e-12)

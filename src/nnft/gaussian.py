@@ -67,8 +67,8 @@ def _canonical_cov(cov, k: int) -> tuple[sp.Expr, ...]:
                     f"covariance is not symmetric: entry ({i}, {j}) is {M[i, j]} but ({j}, {i}) is {M[j, i]}; "
                     "pass a symmetric matrix"
                 )
-        return tuple(sp.sympify(M[i, j]) for i, j in _upper_pairs(k))
-    flat = tuple(sp.sympify(c) for c in cov)
+        return tuple(sp.sympify(M[i, j], strict=True) for i, j in _upper_pairs(k))
+    flat = tuple(sp.sympify(c, strict=True) for c in cov)
     if len(flat) != k * (k + 1) // 2:
         raise InputError(
             f"Expectation over {k} variable(s) takes a {k}×{k} symmetric matrix or its upper triangle row by row "
@@ -709,7 +709,7 @@ def expect(f, variables, cov) -> sp.Expr:
     variables = tuple(variables)
     k = len(variables)
     M = Expectation(sp.S.One, variables, cov).cov_matrix if k else sp.zeros(0, 0)
-    f = sp.sympify(f)
+    f = sp.sympify(f, strict=True)
     used = [i for i, v in enumerate(variables) if f.has(v)]
     if not used:
         return f

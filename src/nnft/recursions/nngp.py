@@ -7,17 +7,35 @@
 from __future__ import annotations
 
 from nnft.activations import Activation
-from nnft.gaussian import Kaa, Kab, Kbb, expect_pair, expect_pair_angle, expect_single, theta_ab
+from nnft.errors import ActivationError
+from nnft.gaussian import Kaa, Kab, Kbb, expect_pair, expect_pair_angle, expect_single, is_closed, theta_ab
 from nnft.recursions.base import C_W, C_b, Equation, OneLayerMap, angle_update
 
 KINDS = {"K_aa": "row", "K_bb": "col", "K_ab": "entry", "Theta_ab": "entry", "theta_ab": "entry",
          "C_b": "scalar", "C_W": "scalar", "lambda_b": "scalar", "lambda_W": "scalar"}
 
 
+def _check_quadrature_resolves_jumps(act: Activation, off) -> None:
+    """Refuse σ whose jumps quadrature cannot split at (floor, ceiling: jumps not among the kinks).
+
+    Quadrature splits its domain at ``act.kinks``; a jump elsewhere is integrated across and costs the rule
+    its accuracy (floor's NNGP came out 3e-3 off): refused rather than a wrong number (docs/refusals.md).
+    """
+    unresolved = sorted(set(act.jumps) - set(act.kinks), key=abs)
+    if unresolved and not is_closed(off):
+        shown = ", ".join(f"{j:g}" for j in unresolved[:5]) + (", …" if len(unresolved) > 5 else "")
+        raise ActivationError(
+            f"activation {act.name!r} jumps at z = {shown}, points the quadrature cannot split at, so its Gaussian "
+            "averages would be inaccurate (about 1e-3); nnft refuses rather than return wrong numbers. Write σ as a "
+            "Piecewise with finitely many pieces (e.g. Piecewise((0, z < 0), (1, True))) so the jumps are explicit"
+        )
+
+
 def nngp_map(act: Activation) -> OneLayerMap:
     """The symbolic NNGP map for activation ``act``."""
     off = C_b + C_W * expect_pair(act.expr, act.expr)
     dia = C_b + C_W * expect_single(act.expr, act.expr)
+    _check_quadrature_resolves_jumps(act, off)
     eqs = (
         Equation(r"K^{(\ell+1)}_{\alpha\beta}",
                  r"C_b + C_W \left\langle \sigma(z_\alpha)\sigma(z_\beta) \right\rangle_{K}", off),
