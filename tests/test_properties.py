@@ -550,3 +550,14 @@ def test_resource_exhausting_strings_are_refused_quickly(text, tmp_path):
     except subprocess.TimeoutExpired:
         pytest.fail(f"nnft.activation({text!r}) still running after 60 s")
     assert run.returncode == 0, f"nnft.activation({text!r}) crashed:\n{run.stderr[-2000:]}"
+
+
+# ----------------------------------------------------------------------------- poles: finite output is not enough
+
+
+@pytest.mark.parametrize("text", ["tan(z)", "1/(z - 0.5)", "1/z", "sec(z)", "1/(z**2 - 2)", "cot(z) + z"])
+def test_activations_with_real_poles_are_refused(text):
+    """σ with a pole on the real line has no Gaussian average: a finite K would be silently wrong (issue 12 item 2)."""
+    x = np.array([[0.5, -1.0], [1.5, 0.2]])
+    out, err = run_guarded(lambda: nnft.MLP(text, depth=2).kernels(x))
+    assert err is not None, f"σ = {text} has a real pole but kernels() returned K = {out.K[-1].tolist()}"
