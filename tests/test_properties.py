@@ -15,7 +15,8 @@ hook records file writes, process starts, network and environment changes while 
 
 PSD tolerance. The check is scale free: each matrix M is normalised to C = D^{-1/2} M D^{-1/2} with
 D = diag(M) (rows with M_aa = 0 are normalised by max diag instead, so a non-zero entry in such a row
-still shows; diagonals below 1e-300, which float64 cannot resolve to 1e-10, count as 1e-300), and ``eigvalsh(C).min() ≥ −1e-10`` is required. Reason: entries are documented accurate
+still shows; diagonals below 1e-300, which float64 cannot resolve to 1e-10, count as 1e-300),
+and ``eigvalsh(C).min() ≥ −1e-10`` is required. Reason: entries are documented accurate
 to ≈ 1e-12 relative (closed forms to a few ulps); an error δ per normalised entry moves eigenvalues by at
 most ‖E‖₂ ≤ P·δ = 5e-12 at P = 5, and eigvalsh adds ~P·eps. 1e-10 leaves a 20× margin above that yet is
 below the −4.5e-10 of the known near-parallel ReLU NTK defect. Normalising matters: with rows at 1e-150
