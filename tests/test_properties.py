@@ -151,11 +151,15 @@ def run_guarded(fn):
 TINY_DIAG = 1e-300
 
 
-def _normalised(M: np.ndarray) -> np.ndarray:
-    """D^{-1/2} M D^{-1/2}, with rows of zero diagonal scaled by the largest diagonal instead."""
-    d = np.diag(M).copy()
+def _scales(d: np.ndarray) -> np.ndarray:
+    """√d_a, with zero diagonals scaled by the largest one and tiny ones by √TINY_DIAG."""
     dmax = max(d.max(), TINY_DIAG)
-    s = np.sqrt(np.where(d > TINY_DIAG, d, np.where(d > 0, TINY_DIAG, dmax)))
+    return np.sqrt(np.where(d > TINY_DIAG, d, np.where(d > 0, TINY_DIAG, dmax)))
+
+
+def _normalised(M: np.ndarray, d: np.ndarray | None = None) -> np.ndarray:
+    """D^{-1/2} M D^{-1/2} with D = diag(M) (or the given d), scaled as in :func:`_scales`."""
+    s = _scales(np.diag(M).copy() if d is None else d)
     with np.errstate(all="ignore"):
         return (M / s[:, None]) / s[None, :]
 
@@ -195,10 +199,7 @@ def check_kernels(kern, net: nnft.MLP, x: np.ndarray, ntk: bool) -> None:
         if ntk:
             assert_psd(T[ell], f"Θ^({ell + 1})")
             # λ = C: Θ^(ℓ) − K^(ℓ) = C_W ⟨σ'σ'⟩ ⊙ Θ^(ℓ−1) is a Schur product of PSD matrices (0 at ℓ = 1)
-            D = T[ell] - K[ell]
-            s = np.sqrt(np.diag(T[ell]))
-            s = np.where(s > 0, s, s.max() if s.max() > 0 else 1.0)
-            lam = np.linalg.eigvalsh((D / s[:, None]) / s[None, :]).min()
+            lam = np.linalg.eigvalsh(_normalised(T[ell] - K[ell], np.diag(T[ell]).copy())).min()
             assert lam >= -PSD_TOL, f"Θ^({ell + 1}) − K^({ell + 1}) is not PSD (normalised min eigenvalue {lam:.3g})"
 
 
