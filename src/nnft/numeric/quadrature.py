@@ -96,6 +96,7 @@ DEFAULT_ORDER = 10
 _L = 9.0  # truncation of each standard-normal variable, |x| ≤ _L
 _H0 = 1.0  # grading scale around the Gaussian centre x = 0 (in units of the standard deviation)
 _DELTA = 1.0  # grading scale around a feature point of f, in units of z
+_XCAP = 2.0  # widest panel, in units of the standard deviation
 _S_GH = 0.3  # smooth f with max standard deviation ≤ this: Gauss–Hermite
 _SWAP_C = 1.0 / math.sqrt(2.0)  # |c| above which both-kinked entries integrate across the wedge
 _BLOCK_ELEMS = 1 << 16  # elements of one (block, nodes…) temporary: 512 kB of float64 (cache-resident)
@@ -128,9 +129,13 @@ def _gh(n: int) -> tuple[Array, Array]:
 
 
 def _levels(h: Array | float) -> Array:
-    """Number J of graded points per side, so that the outermost one, h·2^(J−1), reaches 2L/3."""
+    """Number J of graded points per side: steps doubling from h (h ≤ 1) up to width _XCAP, then _XCAP wide,
+    until the outermost point is within _XCAP of L."""
     h = np.asarray(h, dtype=np.float64)
-    return np.maximum(1, np.ceil(np.log2(2.0 * _L / (3.0 * h))) + 1).astype(np.int64)
+    k1 = np.maximum(0, np.ceil(np.log2(_XCAP / h)))  # doublings until d ≥ _XCAP
+    d1 = h * 2.0**k1
+    k2 = np.maximum(0, np.ceil((_L - _XCAP - d1) / _XCAP))
+    return (1 + k1 + k2).astype(np.int64)
 
 
 _J0 = int(_levels(_H0))
@@ -139,15 +144,18 @@ _J0 = int(_levels(_H0))
 def _graded(center: Array, h: Array | float, M: int, hcap: Array | None = None) -> list[Array]:
     """Breakpoints center ± d_k, k < M, with d_0 = h and steps doubling (d_k = 2 d_(k-1)).
 
-    With ``hcap`` (an x-width, per entry) the steps stop growing at ``hcap``: d_k = d_(k-1) + min(d_(k-1), hcap),
-    so panels are at most ``hcap`` wide (for integrands oscillating on the z scale, like sin).
+    The steps stop growing at ``hcap`` (an x-width, per entry; at most _XCAP): d_k = d_(k-1) + min(d_(k-1), hcap),
+    so panels are at most ``hcap`` wide (for integrands oscillating on the z scale, like sin), and never wider
+    than _XCAP = 2 standard deviations, where the Gaussian weight itself needs resolving (a 4-wide panel
+    [4, 8] cost ∫φ(x)x² dx a relative 3e-12).
     """
     pts = [center]
-    d = np.minimum(h, hcap) if hcap is not None else h
+    hcap = _XCAP if hcap is None else np.minimum(hcap, _XCAP)
+    d = np.minimum(h, hcap)
     for _ in range(M):
         pts.append(center - d)
         pts.append(center + d)
-        d = d + (np.minimum(d, hcap) if hcap is not None else d)
+        d = d + np.minimum(d, hcap)
     return pts
 
 
