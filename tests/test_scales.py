@@ -376,7 +376,7 @@ def test_huge_inputs_blame_the_input_scale_not_depth():
 
 def test_growth_overflow_names_the_layer():
     """An overflow that appears only after a few layers names that layer."""
-    with pytest.raises(DivergenceError, match=r"K\^\(2\) overflows float64 .* at layer 2"):
+    with pytest.raises(DivergenceError, match=r"K\^\(2\) is not finite: it overflows float64 .* at layer 2"):
         nnft.MLP("monomial(3)", depth=4).kernels(np.array([[1e100, 1.0]]))
 
 

@@ -359,13 +359,14 @@ def _check_diagonal(d: np.ndarray, what: str, x: np.ndarray) -> None:
     norm = f"input {i} has |x|²/n_0 ≈ 1e{lg * math.log10(2):.0f}"
     if ell == 1:
         raise DivergenceError(
-            f"{what}^(1) overflows float64 at layer 1: {norm}, beyond the float64 range (max 1.8e308) once "
-            "multiplied by C_W; this is the input scale, not the depth: rescale the inputs (divide them by their "
-            "largest norm; the kernels of a bias-free network with relu or linear σ scale exactly with |x|²)"
+            f"{what}^(1) is not finite: it overflows float64 at layer 1: {norm}, beyond the float64 range "
+            "(max 1.8e308) once multiplied by C_W; this is the input scale, not the depth: rescale the inputs "
+            "(divide them by their largest norm; the kernels of a bias-free network with relu or linear σ "
+            "scale exactly with |x|²)"
         )
     prev = float(np.max(d[ell - 2][np.isfinite(d[ell - 2])], initial=0.0))
     raise DivergenceError(
-        f"{what}^({ell}) overflows float64 (max 1.8e308) at layer {ell}: {what}^({ell - 1}) already reaches "
+        f"{what}^({ell}) is not finite: it overflows float64 (max 1.8e308) at layer {ell}: {what}^({ell - 1}) reaches "
         f"{prev:.3g} ({norm}). If the inputs are large, rescale them (divide by their largest norm); if the "
         "kernel grows with depth for these parameters (e.g. a monomial activation or C_W·χ > 1), reduce C_W, "
         "C_b or the depth"
