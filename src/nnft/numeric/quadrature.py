@@ -64,6 +64,20 @@ Speed (``bench/bench_quadrature.py``, 2 vCPU Zen 5 shared machine, one thread, K
 Gaussian weight) costs about as much as evaluating tanh, and entries are processed in blocks of
 ≤ 2^16 elements per temporary (~0.5 MB, cache resident; measured 2× faster than 4 MB blocks).
 
+*Scales.* Everything runs in the standardised variables u, w: c comes from :func:`correlation` (variances
+scaled by powers of two, never K_aa·K_bb), grading levels are counted per variable (outer from
+max(s_a, |c| s_b), inner from s_b·ε), smooth pairs put the wider variable outside, entries with c = ±1
+(the kernel diagonal) use one 1-D rule along z_b = ±(s_b/s_a) z_a, and a smooth inner integrand with
+conditional std ≤ 0.3 uses Gauss–Hermite. Panels are at most 2 standard deviations wide. So K from 1e-300
+to 1e300 works (tests/test_scales.py: asymptotic references, 1e-12 of √(⟨f_a²⟩⟨f_b²⟩)); the cost grows
+like log K (about 500 levels per side at K = 1e300). Outer nodes are processed in chunks, so memory
+stays at ~0.5 MB per temporary whatever the rule size.
+
+*Budget.* Each call estimates its integrand evaluations per entry; a rule above ``NNFT_QUAD_BUDGET``
+(default 2e8) or a probe that does not converge with any affordable panel cap (e.g. tan(z), poles on
+the real line) raises :class:`~nnft.errors.BudgetError` naming the knob. Calls above 2e8 evaluations in
+total show a tqdm progress bar over entries (on a terminal).
+
 Conventions
 -----------
 * Zero variance: K_aa = 0 means z_a ≡ 0, so f is evaluated at z_a = 0 exactly (``gauss1(f, 0) = f(0)``;
