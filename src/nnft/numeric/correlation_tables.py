@@ -31,6 +31,10 @@ START_DEGREE = 32
 MAX_DEGREE = 512
 #: Use tables only when entries per distinct variance pair exceed this (else direct quadrature is cheaper).
 MIN_ENTRIES_PER_TABLE = 256
+#: Above this variance F(c) sharpens near c = ±1 on a scale ~1/K (for tanh it tends to (2/π) arcsin c),
+#: so no table of degree ≤ MAX_DEGREE verifies (tanh, measured: degree 256 at K = 100, none at K = 1e3);
+#: building and rejecting one costs ~1000 direct entries.
+MAX_TABLE_VARIANCE = 300.0
 _CHECK = np.array([-1.0, -0.999, -0.71, -0.33, 0.05, 0.42, 0.77, 0.95, 0.999, 1.0])
 
 _LOCK = threading.Lock()
@@ -39,8 +43,8 @@ _MAX_TABLES = 4096
 
 
 def _direct(fa, fb, ka: float, kb: float, c: np.ndarray, kinks_a, kinks_b) -> np.ndarray:
-    s = np.sqrt(ka * kb)
-    return quadrature.gauss2_product(fa, fb, ka, c * s, kb, kinks_a, kinks_b)
+    """Direct quadrature at correlations c (K_ab is never formed: no overflow of K_aa·K_bb at K ~ 1e300)."""
+    return quadrature.gauss2_product_corr(fa, fb, ka, c, kb, kinks_a, kinks_b)
 
 
 def _cheb_coefficients(values: np.ndarray) -> np.ndarray:
@@ -120,12 +124,9 @@ def gauss2_product(fa, fb, Kaa, Kab, Kbb, kinks_a: Sequence[float] = (), kinks_b
     ub, ib = np.unique(_quantise(b_), return_inverse=True)
     if n < MIN_ENTRIES_PER_TABLE * ua.size * ub.size:
         return quadrature.gauss2_product(fa, fb, Kaa, Kab, Kbb, kinks_a, kinks_b)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        den = np.sqrt(a_ * b_)
-        c = np.broadcast_to(np.where(den > 0, ab_ / den, 0.0), shape)
-    c = np.clip(c, -1.0, 1.0)
+    c = np.broadcast_to(quadrature.correlation(a_, ab_, b_), shape)  # scaled: no overflow of K_aa·K_bb
     if ua.size == 1 and ub.size == 1:  # the common case: one variance pair for the whole block
-        coeffs = table(fa, fb, ua[0], ub[0], kinks_a, kinks_b) if ua[0] * ub[0] > 0 else None
+        coeffs = table(fa, fb, ua[0], ub[0], kinks_a, kinks_b) if _tabulable(ua[0], ub[0]) else None
         if coeffs is not None:
             return clenshaw(coeffs, c)
         return quadrature.gauss2_product(fa, fb, Kaa, Kab, Kbb, kinks_a, kinks_b)
@@ -140,12 +141,17 @@ def gauss2_product(fa, fb, Kaa, Kab, Kbb, kinks_a: Sequence[float] = (), kinks_b
         if idx.size == 0:
             continue
         pa, pb = ua[p // ub.size], ub[p % ub.size]
-        coeffs = table(fa, fb, pa, pb, kinks_a, kinks_b) if pa * pb > 0 else None
+        coeffs = table(fa, fb, pa, pb, kinks_a, kinks_b) if _tabulable(pa, pb) else None
         if coeffs is None:
             out[idx] = quadrature.gauss2_product(fa, fb, ka[idx], kab[idx], kb[idx], kinks_a, kinks_b)
         else:
             out[idx] = clenshaw(coeffs, flat_c[idx])
     return out.reshape(shape)
+
+
+def _tabulable(ka: float, kb: float) -> bool:
+    """Whether a table is worth trying: both variances positive and at most ``MAX_TABLE_VARIANCE``."""
+    return 0 < ka <= MAX_TABLE_VARIANCE and 0 < kb <= MAX_TABLE_VARIANCE
 
 
 def _quantise(k: np.ndarray) -> np.ndarray:

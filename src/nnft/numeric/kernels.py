@@ -17,6 +17,7 @@ This holds for quadrature maps too (the 2-D rule at c = 1), at the cost of P ext
 
 from __future__ import annotations
 
+import math
 import operator
 import threading
 import uuid
@@ -191,9 +192,11 @@ class _Plan:
         dK = np.empty((L, P))
         dT = np.empty((L, P)) if self.ntk else None
         cb, cw, lb, lw = self.params[0]
-        dK[0] = cb + cw * g
-        if self.ntk:
-            dT[0] = lb + lw * g
+        _check_input_scale(self.x, cb, cw)
+        with np.errstate(over="ignore"):
+            dK[0] = cb + cw * g
+            if self.ntk:
+                dT[0] = lb + lw * g
         q = self.net.activation.gaussian_growth
         for ell in range(1, L):
             cb, cw, lb, lw = self.params[ell]
@@ -204,6 +207,8 @@ class _Plan:
                     f"is finite only for K < {1 / (4 * q):.3g}, but K^({ell}) reaches {float(np.max(k)):.3g}; "
                     "reduce C_W, C_b or the input scale"
                 )
+            if not np.all(np.isfinite(k)) or (self.ntk and not np.all(np.isfinite(dT[ell - 1]))):
+                break  # reported by _check_diagonal, naming the layer
             if self.ntk:
                 res = self.mod.offdiag_1d(k, k, k, dT[ell - 1], cb, cw, lb, lw)
             else:
@@ -211,9 +216,14 @@ class _Plan:
             dK[ell] = np.broadcast_to(res[0], (P,))
             if self.ntk:
                 dT[ell] = np.broadcast_to(res[1], (P,))
-        _check_finite(dK, "K diagonal")
-        if dT is not None:
-            _check_finite(dT, "Θ diagonal")
+        diags = [(dK, "K")] + ([(dT, "Θ")] if dT is not None else [])
+        # the earliest non-finite layer first (later layers were not computed), then underflow
+        first = [int(np.flatnonzero(~np.isfinite(d).all(axis=1))[0]) if not np.isfinite(d).all() else L
+                 for d, _ in diags]
+        d, what = diags[int(np.argmin(first))]
+        _check_diagonal(d, what, self.x)
+        for d, what in diags:
+            _check_diagonal(d, what, self.x)
         return dK, dT
 
     def tile(self, rows: slice, cols: slice, keep_all: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -313,9 +323,79 @@ def _pingpong(R: int, C: int, n: int) -> tuple[tuple[np.ndarray, ...], tuple[np.
 def _check_finite(arr: np.ndarray, what: str) -> None:
     if not np.all(np.isfinite(arr)):
         raise DivergenceError(
-            f"{what} is not finite (overflow for these parameters: the kernel grows without bound with depth; "
-            "reduce C_W or the depth, or rescale the inputs)"
+            f"{what} is not finite: it overflows float64 (max 1.8e308) for these inputs and parameters, although "
+            "the per-layer diagonals are finite; rescale the inputs (divide them by their largest norm) or reduce "
+            "C_W or the depth"
         )
+
+
+_TINY = float(np.finfo(np.float64).tiny)
+_LOG2_TINY = math.log2(_TINY)
+_LOG2_MAX = math.log2(float(np.finfo(np.float64).max))
+
+
+def _log2_sq_norms(x: np.ndarray) -> np.ndarray:
+    """log2(|x_a|²/n_0) per input row, without overflow or underflow of the squares (−inf for a zero row)."""
+    m = np.max(np.abs(x), axis=1)
+    m_safe = np.where(m > 0, m, 1.0)
+    y = x / m_safe[:, None]
+    with np.errstate(divide="ignore"):
+        return np.where(m > 0, 2.0 * np.log2(m_safe) + np.log2(np.einsum("ij,ij->i", y, y) / x.shape[1]), -np.inf)
+
+
+def _check_input_scale(x: np.ndarray, cb: float, cw: float) -> None:
+    """Refuse inputs whose first-layer kernel C_b + C_W |x|²/n_0 underflows float64 (a silent zero kernel)."""
+    lg = _log2_sq_norms(x)
+    nz = np.isfinite(lg)
+    if not nz.any() or float(lg[nz].min()) >= _LOG2_TINY:
+        return
+    i = int(np.flatnonzero(nz)[np.argmin(lg[nz])])
+    lk = lg[i] + (math.log2(cw) if cw > 0 else -np.inf)  # log2 of C_W |x_i|²/n_0, computed exactly in the log
+    if cb > 0 and lk <= math.log2(cb) - 60:  # the weight term is below the rounding of C_b: K = C_b is right
+        return
+    raise DivergenceError(
+        f"input {i} is so small that the kernel underflows float64: |x|²/n_0 ≈ 1e{lg[i] * math.log10(2):.0f}, "
+        f"below the smallest normal float64 {_TINY:.3g}, so K would silently be 0 (or lose its digits) although the "
+        "input is not zero; rescale the inputs (e.g. x / max|x|) — the kernels of a bias-free network with a "
+        "positively homogeneous σ (relu, linear) scale exactly with |x|²"
+    )
+
+
+def _check_diagonal(d: np.ndarray, what: str, x: np.ndarray) -> None:
+    """Raise a DivergenceError naming the first layer where the diagonal d (L, P) overflows, and the likely cause."""
+    bad = ~np.isfinite(d)
+    if not bad.any():
+        nonzero = np.any(x != 0, axis=1)
+        with np.errstate(invalid="ignore"):
+            under = (np.abs(d) < _TINY) & nonzero[None, :]
+        if under.any():
+            ell = int(np.flatnonzero(under.any(axis=1))[0]) + 1
+            i = int(np.flatnonzero(under[ell - 1])[0])
+            raise DivergenceError(
+                f"{what}^({ell}) underflows float64 at layer {ell} for input {i}: its value {float(d[ell - 1, i]):.3g} "
+                f"is below the smallest normal float64 {_TINY:.3g} although the input is not zero, so the kernel "
+                "would silently be 0 or lose its digits (e.g. σ(z) ~ z² at a tiny variance gives K ~ K_prev²); "
+                "rescale the inputs (divide them by their largest norm), or use C_b > 0"
+            )
+        return
+    ell = int(np.flatnonzero(bad.any(axis=1))[0]) + 1
+    i = int(np.flatnonzero(bad[ell - 1])[0])
+    lg = float(_log2_sq_norms(x[i : i + 1])[0])
+    norm = f"input {i} has |x|²/n_0 ≈ 1e{lg * math.log10(2):.0f}"
+    if ell == 1:
+        raise DivergenceError(
+            f"{what}^(1) is not finite: it overflows float64 at layer 1: {norm}, beyond the float64 range "
+            "(max 1.8e308) once multiplied by C_W; this is the input scale, not the depth: rescale the inputs "
+            "(divide them by their largest norm; the kernels of a bias-free network with relu or linear σ "
+            "scale exactly with |x|²)"
+        )
+    prev = float(np.max(d[ell - 2][np.isfinite(d[ell - 2])], initial=0.0))
+    raise DivergenceError(
+        f"{what}^({ell}) is not finite: it overflows float64 (max 1.8e308) at layer {ell}: {what}^({ell - 1}) reaches "
+        f"{prev:.3g} ({norm}). If the inputs are large, rescale them (divide by their largest norm); if the "
+        "kernel grows with depth for these parameters (e.g. a monomial activation or C_W·χ > 1), reduce C_W, "
+        "C_b or the depth"
+    )
 
 
 @lru_cache(maxsize=8)
