@@ -246,3 +246,15 @@ def test_maps_outside_the_family_carry_no_angle():
     for act in ("relu", "abs", "leaky_relu(0.1)", "Max(z, 0)"):
         m = one_layer_map("ntk", nnft.activation(act))
         assert m.carries_angle and hasattr(m.compile("numpy"), "offdiag_angle"), act
+
+
+def test_pairs_becoming_parallel_at_huge_scale():
+    """A pair that becomes parallel only at layer 2, at K ≈ 1e300: the angle starts at θ ≈ 0, not π/2.
+
+    Found by the property test: the new pair's correlation was formed with √(K_aa K_bb), which overflowed.
+    With C_b^{(2)} = 1e300 the layer-2 kernel is 1e300 in every entry (c = 1), so the relu layer 3 is
+    C_W K/2 = 5e299 everywhere (θ = 0).
+    """
+    net = nnft.MLP("relu", depth=3, C_b=[0.0, 1e300, 0.0], C_W=1.0)
+    k = net.kernels(np.array([[0.0], [1.0]]))
+    np.testing.assert_allclose(k.K[2], np.full((2, 2), 5e299), rtol=1e-14)

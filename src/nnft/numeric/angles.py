@@ -160,7 +160,7 @@ class AngleTracker:
             ii, jj = self._find(K, ell)
             if ii.size:
                 d = p.dK[ell]
-                den = np.sqrt(d[self.rows][ii] * d[self.cols][jj])
+                den = np.sqrt(d[self.rows][ii]) * np.sqrt(d[self.cols][jj])  # no overflow of the product
                 with np.errstate(divide="ignore", invalid="ignore"):
                     c = np.clip(np.where(den > 0, K[ii, jj] / den, 0.0), -1.0, 1.0)
                 self.ii = np.concatenate([self.ii, ii])
