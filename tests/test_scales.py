@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import nnft
+from nnft import runtime as rt
 from nnft.errors import BudgetError, DivergenceError
 from nnft.numeric import correlation_tables as ct
 from nnft.numeric import quadrature as q
@@ -391,3 +392,17 @@ def test_tiny_inputs_are_not_a_silent_zero_kernel(act):
     assert r.K[0, 0, 0] == 0.1  # C_b + C_W·1e-400 is C_b to rounding: right, not silent
     r = nnft.MLP(act, depth=2).kernels(np.array([[1e-150, 0.0], [0.0, 0.0]]))  # |x|² = 5e-301: normal, fine
     assert r.K[0, 0, 0] == pytest.approx(0.5e-300, rel=1e-14)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_kinked_ntk_diagonal_exact_at_1e300(backend):
+    """|z| with C_b = 1e300: Θ^{(3)} = 2e300 + 3e300 exactly (found by the property test: it was 6e-9 low).
+
+    The correlation on the diagonal must be exactly 1 at any scale, so the geometric mean √(K·K) of the
+    overflowing product has to return K exactly (scaled by powers of two, not √K·√K).
+    """
+    net = nnft.MLP("abs", depth=3, C_b=[1e300, 1e300, 0.0], C_W=1.0)
+    k = net.kernels(np.array([[0.0], [1.0]]), backend=backend)
+    np.testing.assert_allclose(k.Theta[-1], np.full((2, 2), 5e300), rtol=1e-15)
+    a = np.array([2e300, 3e-300, 7.7e200, 1e-160])
+    assert np.array_equal(rt.geomean(a, a), a)

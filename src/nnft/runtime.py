@@ -59,8 +59,8 @@ _HUGE = np.finfo(np.float64).max
 def geomean(a, b, out=None):
     """``sqrt(a b)`` for a, b ≥ 0 without underflow or overflow of the product; ``out`` may alias a or b.
 
-    ``sqrt(a*b)`` where the product is a normal number (then exactly ``a`` for ``a == b``), else
-    ``sqrt(a)·sqrt(b)``; the range check is O(rows + columns) for the (R, 1) × (1, C) tiles of a kernel.
+    ``sqrt(a*b)`` where the product is a normal number (then exactly ``a`` for ``a == b``), else the same
+    with a and b scaled by exact powers of two (again exactly ``a`` for ``a == b``); the range check is O(rows + columns) for the (R, 1) × (1, C) tiles of a kernel.
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
@@ -74,7 +74,9 @@ def geomean(a, b, out=None):
         p = np.multiply(a, b)
     bad = ((p < _TINY) & (a > 0) & (b > 0)) | ~np.isfinite(p)
     r = np.sqrt(p)
-    alt = np.sqrt(a) * np.sqrt(b)
+    # scaled by exact powers of two: exactly a for a == b at any scale (√a·√b need not be)
+    ea, eb = np.frexp(a)[1] // 2, np.frexp(b)[1] // 2
+    alt = np.ldexp(np.sqrt(np.ldexp(a, -2 * ea) * np.ldexp(b, -2 * eb)), ea + eb)
     res = np.where(bad, alt, r)
     if out is not None:
         out[...] = res

@@ -82,7 +82,9 @@ def geomean_s(a: float, b: float) -> float:
     """``sqrt(a b)`` without underflow or overflow of the product (see :func:`nnft.runtime.geomean`)."""
     p = a * b
     if (p < 2.2250738585072014e-308 and a > 0.0 and b > 0.0) or p > 1.7976931348623157e308:
-        return math.sqrt(a) * math.sqrt(b)
+        ea = math.frexp(a)[1] // 2
+        eb = math.frexp(b)[1] // 2
+        return math.ldexp(math.sqrt(math.ldexp(a, -2 * ea) * math.ldexp(b, -2 * eb)), ea + eb)
     return math.sqrt(p)
 
 
