@@ -60,7 +60,8 @@ def geomean(a, b, out=None):
     """``sqrt(a b)`` for a, b ≥ 0 without underflow or overflow of the product; ``out`` may alias a or b.
 
     ``sqrt(a*b)`` where the product is a normal number (then exactly ``a`` for ``a == b``), else the same
-    with a and b scaled by exact powers of two (again exactly ``a`` for ``a == b``); the range check is O(rows + columns) for the (R, 1) × (1, C) tiles of a kernel.
+    with a and b scaled by exact powers of two (again exactly ``a`` for ``a == b``); the range check is
+    O(rows + columns) for the (R, 1) × (1, C) tiles of a kernel.
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
