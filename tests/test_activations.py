@@ -125,3 +125,10 @@ def test_bad_parameters_raise():
 def test_jupyter_display():
     """An activation renders as LaTeX."""
     assert nnft.activation("relu")._repr_latex_().startswith("$\\sigma(z) =")
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "softplus", "swish", "gelu", "leaky_relu(0.1)", "tanh"])
+def test_printed_expression_parses_back(name):
+    """str(σ) is what a report or config file stores: it must parse back to the same expression."""
+    act = nnft.activation(name)
+    assert nnft.activation(str(act.expr)).expr == act.expr

@@ -254,3 +254,15 @@ def test_buffered_numpy_chains_with_negative_and_reciprocal_terms(expr):
     t = np.linspace(-2.5, 2.5, 11)
     ref = sp.lambdify(z, a.expr, "numpy")(t)
     np.testing.assert_allclose(a(t), ref, rtol=1e-13, atol=1e-14)
+
+
+def test_extreme_exact_parameters_print_as_finite_code():
+    """leaky_relu(1e-300) keeps a = 10⁻³⁰⁰ exact; its closed forms hold 10⁶⁰⁰·5·10⁻⁶⁰¹-type products.
+
+    Printed as Python ints they overflowed (raw OverflowError, found by the property test); combined in
+    high precision first, the kernels equal relu's (a → 0) to rounding.
+    """
+    x = np.array([[1.0, 0.0], [0.6, 0.8], [-0.3, 0.2]])
+    tiny, relu = nnft.MLP("leaky_relu(1e-300)", depth=3), nnft.MLP("relu", depth=3)
+    np.testing.assert_allclose(tiny.ntk(x), relu.ntk(x), rtol=1e-14, atol=1e-16)
+    np.testing.assert_allclose(tiny.nngp(x), relu.nngp(x), rtol=1e-14, atol=1e-16)

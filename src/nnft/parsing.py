@@ -81,6 +81,8 @@ FUNCTIONS: dict[str, tuple[Callable[..., sp.Expr], tuple[int, int | None]]] = {
     "ceiling": (sp.ceiling, _arity(1)),
     "sigmoid": (Sigmoid, _arity(1)),
     "softplus": (Softplus, _arity(1)),
+    "Sigmoid": (Sigmoid, _arity(1)),  # how sympy prints them: str(activation.expr) parses back
+    "Softplus": (Softplus, _arity(1)),
 }
 
 #: Named constants.
