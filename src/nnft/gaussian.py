@@ -485,6 +485,11 @@ RULES: tuple[Rule, ...] = (HomogeneousRule(), ErfRule(), PolyGaussExpRule())
 # The carried angle: cancellation-free forms for nearly parallel (or antiparallel) inputs
 # ------------------------------------------------------------------------------------------------
 
+def _j1(t: sp.Expr) -> sp.Expr:
+    """Cho–Saul's degree-1 angular function ``J_1(θ) = sin θ + (π − θ) cos θ``."""
+    return sp.sin(t) + (sp.pi - t) * sp.cos(t)
+
+
 class ArcGap1(_RuntimeFunction):
     """``same·(π − J_1(θ)) − cross·J_1(π − θ)``, ``J_1(θ) = sin θ + (π − θ) cos θ``, printed cancellation-free.
 
@@ -498,11 +503,7 @@ class ArcGap1(_RuntimeFunction):
 
     def _eval_evalf(self, prec):
         th, same, cross = self.args
-
-        def j1(t):
-            return sp.sin(t) + (sp.pi - t) * sp.cos(t)
-
-        return (same * (sp.pi - j1(th)) - cross * j1(sp.pi - th)).evalf(prec)
+        return (same * (sp.pi - _j1(th)) - cross * _j1(sp.pi - th)).evalf(prec)
 
 
 class Arc1(_RuntimeFunction):
@@ -514,11 +515,7 @@ class Arc1(_RuntimeFunction):
 
     def _eval_evalf(self, prec):
         th, same, cross = self.args
-
-        def j1(t):
-            return sp.sin(t) + (sp.pi - t) * sp.cos(t)
-
-        return (same * j1(th) + cross * j1(sp.pi - th)).evalf(prec)
+        return (same * _j1(th) + cross * _j1(sp.pi - th)).evalf(prec)
 
 
 class AngleFromGap(_RuntimeFunction):
