@@ -258,3 +258,18 @@ def test_pairs_becoming_parallel_at_huge_scale():
     net = nnft.MLP("relu", depth=3, C_b=[0.0, 1e300, 0.0], C_W=1.0)
     k = net.kernels(np.array([[0.0], [1.0]]))
     np.testing.assert_allclose(k.K[2], np.full((2, 2), 5e299), rtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("x", "entry", "expected"),
+    [
+        # parallel inputs of very different norms (found by the property test: θ came out π/2)
+        (np.array([[1.0, 1.0], [1e-150, 1e-150], [1.0, 1.0]]), (0, 1), 0.5e-150),
+        (np.array([[0.0], [1e-9], [0.0], [4e63], [1e-98]]), (3, 4), 0.5 * 4e63 * 1e-98),
+    ],
+)
+def test_parallel_inputs_of_very_different_norms(x, entry, expected):
+    """relu, C_W = 1: parallel inputs keep θ = 0, so K^{(2)}_ab = K^{(1)}_ab / 2 whatever their norms."""
+    k = nnft.MLP("relu", depth=2, C_W=1.0).kernels(x)
+    assert k.K[1][entry] == pytest.approx(expected, rel=1e-14)
+    assert k.Theta[1][entry] == pytest.approx(2 * expected, rel=1e-14)

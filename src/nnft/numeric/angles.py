@@ -67,12 +67,19 @@ def input_angles(x: np.ndarray, C_b: float, C_W: float, ia: np.ndarray, ib: np.n
     for s in range(0, ia.shape[0], _CHUNK):
         sl = slice(s, s + _CHUNK)
         xa, xb = x[ia[sl]], x[ib[sl]]
-        top = np.maximum(np.maximum(np.max(np.abs(xa), axis=1), np.max(np.abs(xb), axis=1)), beta)
-        ok = top > 0
-        _, e = np.frexp(np.where(ok, top, 1.0))
-        scale = np.ldexp(1.0, -e)[:, None]  # a power of two: exact
-        ya = np.concatenate([np.full((xa.shape[0], 1), beta), xa], axis=1) * scale
-        yb = np.concatenate([np.full((xb.shape[0], 1), beta), xb], axis=1) * scale
+        # each vector scaled by its own power of two (exact; the angle does not depend on positive scalings),
+        # so neither underflows when their norms differ by many orders of magnitude
+        ta = np.maximum(np.max(np.abs(xa), axis=1), beta)
+        tb = np.maximum(np.max(np.abs(xb), axis=1), beta)
+        ok = (ta > 0) & (tb > 0)
+        sa = np.ldexp(1.0, -np.frexp(np.where(ta > 0, ta, 1.0))[1])[:, None]
+        sb = np.ldexp(1.0, -np.frexp(np.where(tb > 0, tb, 1.0))[1])[:, None]
+        ya = np.concatenate([np.full((xa.shape[0], 1), beta), xa], axis=1) * sa
+        yb = np.concatenate([np.full((xb.shape[0], 1), beta), xb], axis=1) * sb
+        # the shorter vector is the base: the projection of the longer one on it then has no cancellation
+        # (with the longer one as base, |y_a| + p cancels to noise when |y_b| ≪ |y_a|: θ came out π/2)
+        swap = np.einsum("ij,ij->i", yb, yb) < np.einsum("ij,ij->i", ya, ya)
+        ya, yb = np.where(swap[:, None], yb, ya), np.where(swap[:, None], ya, yb)
         na = np.sqrt(np.einsum("ij,ij->i", ya, ya))
         with np.errstate(divide="ignore", invalid="ignore"):
             ua = ya / np.where(na > 0, na, 1.0)[:, None]
