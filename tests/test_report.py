@@ -93,11 +93,14 @@ def test_montecarlo_check_flags_a_wrong_theory(tmp_path, monkeypatch):
     assert z[1.0]["max_abs"] < 4 and z[1.5]["max_abs"] > 6
 
 
-def test_latex_formulas_compile(report, tmp_path):
+def test_latex_formulas_are_a_standalone_document(report):
     tex = (report.path / "formulas.tex").read_text()
     assert tex.startswith(r"\documentclass") and r"\end{document}" in tex and r"\begin{aligned}" in tex
-    if shutil.which("pdflatex") is None:
-        pytest.skip("no pdflatex on this machine: compile check not run")
+    assert tex.count(r"\[") == tex.count(r"\]") >= 3
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no pdflatex on this machine: compile check not run")
+def test_latex_formulas_compile(report, tmp_path):
     shutil.copy(report.path / "formulas.tex", tmp_path)
     r = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "formulas.tex"], cwd=tmp_path,
                        capture_output=True, text=True, timeout=120)
