@@ -307,8 +307,9 @@ def _psd_normalised(K):
     return np.linalg.eigvalsh(K / d[:, None] / d[None, :]).min()
 
 
-_CLOSED_NAN = pytest.mark.xfail(reason="closed-form erf Θ and gelu K are NaN at K ~ 1e300 (generated closed forms, "
-                                 "not quadrature: left to the closed-form work of issue 12)", strict=False)
+_CLOSED_NAN = pytest.mark.xfail(reason="closed-form erf Θ and gelu K overflow inside the arcsine form at K ≳ 1e140 "
+                                 "(refused with a DivergenceError although finite): open, needs a cancellation-free "
+                                 "arcsine argument (see docs/refusals.md)", strict=False)
 
 
 @pytest.mark.slow
