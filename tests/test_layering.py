@@ -91,7 +91,8 @@ def layer(module: str) -> str:
         return "codegen"
     if module in ("nnft.activations", "nnft.admissibility", "nnft.gaussian") or module.startswith("nnft.recursions"):
         return "symbolic"
-    if module in ("nnft", "nnft.network", "nnft.montecarlo", "nnft.cli", "nnft.mc_cli", "nnft.cli_io", "nnft.testing") \
+    if module in ("nnft", "nnft.network", "nnft.montecarlo", "nnft.cli", "nnft.mc_cli", "nnft.cli_io", "nnft.testing",
+                  "nnft.finite_width") \
             or module.startswith(("nnft.cli.", "nnft.report")):
         return "api"
     raise AssertionError(f"{module} is in no layer: add it to layer() in tests/test_layering.py")

@@ -184,11 +184,46 @@ class MLP:
 
         return output_kernel(self, x, which="ntk", chunks=chunks, backend=backend)
 
+    # ------------------------------------------------------------------ finite width (order 1/n)
+    def four_point(self, x, *, layers: str = "last", packed: bool = False, chunks: int | None = None):
+        """The four-point vertex V (P, P, P, P) of the output layer (``layers="all"``: (L, P, P, P, P)).
+
+        ``packed=True``: a :class:`nnft.finite_width.PackedVertex` (each distinct entry once); ``chunks``: a
+        Dask array of V blocks. See :func:`nnft.finite_width.four_point`.
+        """
+        from nnft.finite_width import four_point
+
+        return four_point(self, x, layers=layers, packed=packed, chunks=chunks)
+
+    def nlo_metric(self, x, *, layers: str = "last"):
+        """The NLO metric K1 (P, P) of the output layer, ``G = K + K1/n_{L-1}`` (``layers="all"``: (L, P, P))."""
+        from nnft.finite_width import nlo_metric
+
+        return nlo_metric(self, x, layers=layers)
+
+    def cumulants(self, x, order: int = 1, *, layer: int | None = None):
+        """G and the connected four-point functions at order 1/n, laid out like ``nnft.montecarlo.estimate``."""
+        from nnft.finite_width import cumulants
+
+        return cumulants(self, x, order, layer=layer)
+
     # ------------------------------------------------------------------ symbolic
     def recursion(self, name: str = "nngp"):
-        """The symbolic one-layer map (``"nngp"`` or ``"ntk"``) with ``.latex()`` and Jupyter display."""
+        """A symbolic recursion with ``.latex()`` and Jupyter display: ``"nngp"``, ``"ntk"``, ``"V"`` or ``"K1"``.
+
+        ``"nngp"``/``"ntk"`` give the one-layer map; ``"V"`` (four-point vertex) and ``"K1"`` (NLO metric) a
+        :class:`nnft.recursions.pattern.PatternRecursion` with one equation per coincidence pattern of the
+        sample indices (``.single`` is the one-input equation).
+        """
         from nnft.recursions import one_layer_map
 
+        if name in ("V", "K1"):
+            from nnft.recursions.finite_width_plan import _check
+            from nnft.recursions.nlo import nlo_recursion
+            from nnft.recursions.vertex import vertex_recursion
+
+            _check(self.activation)
+            return vertex_recursion(self.activation) if name == "V" else nlo_recursion(self.activation)
         return one_layer_map(name, self.activation)
 
 

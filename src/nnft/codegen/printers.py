@@ -17,6 +17,8 @@ into quadrature calls; a printer meeting one raises.
 
 from __future__ import annotations
 
+import re
+
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.numpy import SciPyPrinter
@@ -140,6 +142,16 @@ class NumbaPrinter(_ClearRefusals, PythonCodePrinter):
         raise ValueError("a Dirac delta cannot be evaluated pointwise (derivative of a jump)")
 
 
+#: LaTeX names of the sample labels a, b, c, d (CONVENTIONS.md: α, β, γ, δ).
+GREEK = {"a": r"\alpha", "b": r"\beta", "c": r"\gamma", "d": r"\delta"}
+_SAMPLE_SYMBOL = re.compile(r"(K|z|Theta)_([abcd]{1,2})")
+
+
+def greek(labels: str) -> str:
+    """``"ab"`` → ``"\\alpha\\beta"``: sample labels in the LaTeX of CONVENTIONS.md."""
+    return "".join(GREEK.get(c, c) for c in labels)
+
+
 class NnftLatexPrinter(LatexPrinter):
     """LaTeX printer with the sample-index names of CONVENTIONS.md (α, β for the symbols K_aa, …)."""
 
@@ -165,6 +177,10 @@ class NnftLatexPrinter(LatexPrinter):
         }
         if expr.name in names:
             return names[expr.name]
+        m = _SAMPLE_SYMBOL.fullmatch(expr.name)
+        if m:  # K_cd, z_c, Theta_ad … of the n-variable averages and the finite-width patterns
+            base = {"Theta": r"\Theta"}.get(m.group(1), m.group(1))
+            return base + "_{" + "".join(GREEK[c] for c in m.group(2)) + "}"
         return super()._print_Symbol(expr, style=style)
 
 
@@ -173,4 +189,4 @@ def latex(expr: sp.Basic, **settings) -> str:
     return NnftLatexPrinter(settings).doprint(expr)
 
 
-__all__ = ["NnftLatexPrinter", "NumbaPrinter", "NumpyPrinter", "latex"]
+__all__ = ["GREEK", "NnftLatexPrinter", "NumbaPrinter", "NumpyPrinter", "greek", "latex"]

@@ -1,0 +1,169 @@
+"""Compile what the V and K1 evaluator needs for one activation: the derivatives of ⟨σσ⟩ and the moments ⟨σσσσ⟩.
+
+The numeric evaluator (:mod:`nnft.numeric.finite_width`) runs the recursions of :mod:`.vertex` and
+:mod:`.nlo` as array stencils; the activation enters only through
+
+* ``⟨σ_aσ_b⟩_K`` and its first and second derivatives in the symmetric entries ``K_aa, K_ab, K_bb``
+  (sympy's derivatives of the two-point average, Price's theorem inside ⟨…⟩), generated as one module
+  with a joint CSE — the same derivatives the symbolic recursions display;
+* the four-variable moments ``⟨σ_aσ_bσ_cσ_d⟩_K``, by coincidence class of the indices (``aaaa``, ``aaab``,
+  ``aabb``, ``aabc``, ``abcd``): a generated closed form where :func:`nnft.gaussian.expect` finds one
+  (Isserlis for polynomials, the arc-cosine and erf rules for two-variable classes), otherwise the fast
+  numerical method of :mod:`nnft.numeric.moments4`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from functools import lru_cache
+
+import numpy as np
+import sympy as sp
+
+from nnft.activations import Activation
+from nnft.codegen.module import FunctionSpec, compile_module
+from nnft.errors import ActivationError
+from nnft.gaussian import Kaa, Kab, Kbb, expect_pair, expect_single, is_closed
+from nnft.numeric.finite_width import FiniteWidthPlan
+from nnft.recursions.fluctuation import K, four_point_average
+
+#: Multiplicity classes of a sorted index quadruple, with their representative labels.
+MOMENT_CLASSES = {(4,): "aaaa", (3, 1): "aaab", (2, 2): "aabb", (2, 1, 1): "aabc", (1, 1, 1, 1): "abcd"}
+_KINDS = {"K_aa": "row", "K_ab": "entry", "K_bb": "col"}
+
+
+def _check(act: Activation) -> None:
+    if act.has_distributional_derivative:
+        raise ActivationError(
+            f"the 1/n corrections of {act.name!r} are undefined: σ jumps, so the derivatives of ⟨σ_aσ_b⟩ in the "
+            "metric that V and K1 propagate through (σ' and σ'') are Dirac deltas; use a continuous activation, "
+            "or Monte Carlo (nnft.montecarlo.estimate) for the finite-width statistics of this one"
+        )
+
+
+def two_point_specs(act: Activation) -> list[FunctionSpec]:
+    """FunctionSpecs ``pair`` (S and its 9 derivatives), ``single`` (⟨σ²⟩, 2 derivatives, ⟨σ⁴⟩), ``variance`` (⟨σ²⟩)."""
+    S = expect_pair(act.expr, act.expr)
+    v = {"A": Kaa, "C": Kab, "B": Kbb}
+    outs = {"S": S}
+    for name in ("A", "C", "B"):
+        outs[name] = sp.diff(S, v[name])
+    for x, y in ("AA", "AC", "AB", "CC", "CB", "BB"):
+        outs[x + y] = sp.diff(S, v[x], v[y])
+    s1 = expect_single(act.expr, act.expr)
+    single = {"S": s1, "A": sp.diff(s1, Kaa), "AA": sp.diff(s1, Kaa, 2),
+              "M4": expect_single(act.expr**2, act.expr**2)}
+    return [FunctionSpec("pair", outs, (Kaa, Kab, Kbb), dict(_KINDS)),
+            FunctionSpec("single", single, (Kaa,), {"K_aa": "entry"}),
+            FunctionSpec("variance", {"S": s1}, (Kaa,), {"K_aa": "entry"})]
+
+
+def _class_args(labels: str) -> tuple[sp.Symbol, ...]:
+    distinct = sorted(set(labels))
+    return tuple(K((a, b)) for i, a in enumerate(distinct) for b in distinct[i:])
+
+
+def moment_specs(act: Activation) -> tuple[list[FunctionSpec], tuple[str, ...]]:
+    """Closed-form moment classes as FunctionSpecs (1-D over entries) and the names of those left to quadrature."""
+    specs, numeric = [], []
+    for labels in MOMENT_CLASSES.values():
+        expr = four_point_average(act, tuple(labels))
+        if is_closed(expr):
+            args = _class_args(labels)
+            specs.append(FunctionSpec(f"m_{labels}", {"M": expr}, args, {a.name: "entry" for a in args}))
+        else:
+            numeric.append(labels)
+    return specs, tuple(numeric)
+
+
+def _sorted_quadruples(P: int) -> np.ndarray:
+    return np.array(list(itertools.combinations_with_replacement(range(P), 4)), dtype=np.int64).reshape(-1, 4)
+
+
+def _class_of(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For sorted quadruples: the multiplicity class key and the distinct indices ordered by multiplicity."""
+    keys, reps = [], []
+    for row in q:
+        vals, counts = np.unique(row, return_counts=True)
+        order = np.lexsort((vals, -counts))
+        keys.append(tuple(int(c) for c in counts[order]))
+        reps.append(list(vals[order]) + [0] * (4 - len(vals)))
+    return np.array([list(MOMENT_CLASSES).index(k) for k in keys]), np.array(reps, dtype=np.int64)
+
+
+@lru_cache(maxsize=16)
+def _index_plan(P: int):
+    q = _sorted_quadruples(P)
+    cls, reps = _class_of(q)
+    return q, cls, reps
+
+
+def _scatter(P: int, q: np.ndarray, vals: np.ndarray) -> np.ndarray:
+    M = np.empty((P, P, P, P))
+    for perm in set(itertools.permutations(range(4))):
+        M[q[:, perm[0]], q[:, perm[1]], q[:, perm[2]], q[:, perm[3]]] = vals
+    return M
+
+
+class _Moments:
+    """``⟨σ_aσ_bσ_cσ_d⟩_K`` for all quadruples: generated closed forms per class, numerics for the rest."""
+
+    def __init__(self, act: Activation, backend: str) -> None:
+        specs, self.numeric = moment_specs(act)
+        self.closed = {s.name[2:]: s for s in specs}
+        self.mod = compile_module("moments4", specs, backend, key=f"moments4|{act.key()}") if specs else None
+        self.sigma = act.numpy() if self.numeric else None
+        self.kinks = tuple(float(k) for k in act.kinks)
+
+    def __call__(self, K_: np.ndarray) -> np.ndarray:
+        P = K_.shape[0]
+        q, cls, reps = _index_plan(P)
+        vals = np.empty(q.shape[0])
+        numeric_rows = []
+        for c, labels in enumerate(MOMENT_CLASSES.values()):
+            rows = np.flatnonzero(cls == c)
+            if rows.size == 0:
+                continue
+            if labels in self.closed:
+                k = len(set(labels))
+                idx = reps[rows, :k]
+                args = [K_[idx[:, i], idx[:, j]] for i in range(k) for j in range(i, k)]
+                (out,) = getattr(self.mod, f"m_{labels}")(*args)
+                vals[rows] = np.broadcast_to(out, rows.shape)
+            else:
+                numeric_rows.append(rows)
+        if numeric_rows:
+            rows = np.concatenate(numeric_rows)
+            vals[rows] = _numeric_moments(self.sigma, K_, q[rows], self.kinks)
+        return _scatter(P, q, vals)
+
+
+def _numeric_moments(sigma, K_: np.ndarray, quads: np.ndarray, kinks: tuple[float, ...]) -> np.ndarray:
+    try:
+        from nnft.numeric.moments4 import sigma_moments4_entries
+    except ImportError:  # TEMPORARY until the fast method lands: the tensor rule of quadrature_nd per entry
+        from nnft.numeric.quadrature_nd import gauss_nd
+
+        out = np.empty(quads.shape[0])
+        for i, row in enumerate(quads):
+            vals, counts = np.unique(row, return_counts=True)
+
+            def f(*zs, counts=counts):
+                return np.prod([sigma(zz) ** c for zz, c in zip(zs, counts, strict=True)], axis=0)
+
+            out[i] = gauss_nd(f, K_[np.ix_(vals, vals)], tol=1e-12)
+        return out
+    return sigma_moments4_entries(sigma, K_, quads, kinks=kinks)
+
+
+@lru_cache(maxsize=32)
+def finite_width_plan(act: Activation, backend: str = "numpy") -> FiniteWidthPlan:
+    """The compiled :class:`nnft.numeric.finite_width.FiniteWidthPlan` of activation ``act`` (cached)."""
+    _check(act)
+    mod = compile_module("two_point_derivatives", two_point_specs(act), backend,
+                         key=f"two_point_derivatives|{act.key()}")
+    return FiniteWidthPlan(two_point=mod.pair, single=mod.single, moments4=_Moments(act, backend),
+                           variance=mod.variance)
+
+
+__all__ = ["MOMENT_CLASSES", "finite_width_plan", "moment_specs", "two_point_specs"]
