@@ -15,6 +15,7 @@ import sympy as sp
 
 from nnft.activations import activation
 from nnft.codegen.module import module_source
+from nnft.codegen.printers import latex as nnft_latex
 from nnft.recursions import NTKUndefinedError, one_layer_map
 
 
@@ -69,6 +70,58 @@ def one_layer_maps(names: Iterable[str], outdir: Path, script: str) -> list[Path
     return written
 
 
+def finite_width(names: Iterable[str], outdir: Path, script: str) -> list[Path]:
+    """Write the V and K1 recursions of ``names`` (LaTeX page + numpy module of their layer terms) into ``outdir``.
+
+    The page holds the recursions by coincidence pattern (CONVENTIONS.md; PDLT eqs. 4.90 and 4.115 in
+    this repo's normalisation) and the derived one-input equations; the module holds what the evaluator
+    :mod:`nnft.numeric.finite_width` consumes: ⟨σ_aσ_b⟩ with its first and second derivatives in the metric
+    (``pair``, ``single``, ``variance``) and the closed-form moment classes ``m_<class>`` of ⟨σσσσ⟩.
+    """
+    from nnft.recursions.finite_width_plan import moment_specs, two_point_specs
+    from nnft.recursions.nlo import nlo_recursion
+    from nnft.recursions.vertex import vertex_recursion
+
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    index = ["# Finite width at order 1/n: the recursions of the four-point vertex V and the NLO metric K1", ""]
+    for name in names:
+        act = activation(name)
+        V, K1 = vertex_recursion(act), nlo_recursion(act)
+        specs, numeric = moment_specs(act)
+        ih = input_hash(script, "finite_width", act.key())
+        head = header_lines(script, ih)
+        stem = _stem(act.name)
+        md = outdir / f"{stem}.md"
+        moments = ("closed forms for every class" if not numeric else
+                   f"numerical for the classes {', '.join(numeric)} (closed forms for the rest)")
+        md.write_text(
+            "<!-- " + " | ".join(head) + " -->\n"
+            f"# {act.name}: σ(z) = ${sp.latex(act.expr)}$\n\n"
+            "## Four-point vertex, by coincidence pattern\n\n"
+            f"$$\n{V.latex()}\n$$\n\n"
+            "## NLO metric\n\n"
+            f"$$\n{K1.latex()}\n$$\n\n"
+            "## One input, derived\n\n"
+            f"$$\n{V.lhs[V.patterns[0]]} = {nnft_latex(V.single)}\n$$\n\n"
+            f"$$\n{K1.lhs[K1.patterns[0]]} = {nnft_latex(K1.single)}\n$$\n\n"
+            f"Moments ⟨σσσσ⟩: {moments}.\n"
+        )
+        py = outdir / f"{stem}_finite_width.py"
+        doc = ('"""' + "\n".join(head) + f"\n\nLayer terms of the V and K1 recursions for σ = {act.name}: "
+               "pair/single/variance (⟨σσ⟩ and its metric derivatives) and the closed-form ⟨σσσσ⟩ classes.\n"
+               + '"""\n')
+        py.write_text(module_source(two_point_specs(act) + specs, "numpy", header=doc))
+        written += [md, py]
+        index.append(f"- [{act.name}]({md.name}) — moments: {moments}; module `{py.name}`")
+    readme = outdir / "README.md"
+    readme.write_text("<!-- " + " | ".join(header_lines(script, input_hash(script, "finite_width", *map(str, names))))
+                      + " -->\n" + "\n".join(index) + "\n")
+    written.append(readme)
+    return written
+
+
 def _stem(name: str) -> str:
     out = "".join(ch if ch.isalnum() else "_" for ch in name)
     while "__" in out:
@@ -76,4 +129,4 @@ def _stem(name: str) -> str:
     return out.strip("_")
 
 
-__all__ = ["header_lines", "input_hash", "one_layer_maps"]
+__all__ = ["finite_width", "header_lines", "input_hash", "one_layer_maps"]
