@@ -53,7 +53,7 @@ def test_html_is_self_contained_with_mathml_and_figures(report):
     tags = _Tags()
     tags.feed(text)
     assert tags.tags.get("math", 0) >= 3 and tags.tags.get("mtable", 0) >= 1
-    assert tags.tags.get("svg", 0) == 2
+    assert tags.tags.get("svg", 0) == 3
     assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:|//)", text), "nothing may be fetched from the network"
     assert "<link" not in text and "<script" not in text
     assert "<mi>&</mi>" not in text, "alignment markers must not leak into the formulas"
@@ -71,6 +71,9 @@ def test_results_json_has_provenance_and_numbers(report):
     assert np.array(mc["G"]["value"]).shape == (3, *K.shape)
     assert mc["intercept_zscore"]["max_abs"] < 4.5
     assert {s["status"] for s in d["sections"].values()} <= {"done", "planned", "skipped"}
+    fw = d["sections"]["finite_width"]["input1"]  # ReLU at criticality, equal widths: V/K² = 5(ℓ − 1), K1 = 0
+    np.testing.assert_allclose(np.array(fw["V"]) / np.array(fw["K"]) ** 2, [0.0, 5.0, 10.0], rtol=1e-13, atol=1e-13)
+    assert np.all(np.array(fw["K1"]) == 0) and d["sections"]["finite_width"]["status"] == "done"
 
 
 def test_montecarlo_check_flags_a_wrong_theory(tmp_path, monkeypatch):

@@ -151,7 +151,7 @@ def _numeric_moments(sigma, K_: np.ndarray, quads: np.ndarray, kinks: tuple[floa
             def f(*zs, counts=counts):
                 return np.prod([sigma(zz) ** c for zz, c in zip(zs, counts, strict=True)], axis=0)
 
-            out[i] = gauss_nd(f, K_[np.ix_(vals, vals)], tol=1e-12)
+            out[i] = gauss_nd(f, K_[np.ix_(vals, vals)], tol=1e-10)
         return out
     return sigma_moments4_entries(sigma, K_, quads, kinks=kinks)
 

@@ -18,6 +18,7 @@ from nnft.network import MLP
 from nnft.report import figures
 from nnft.report.config import ReportConfig
 from nnft.report.document import Figure, Math, Section, Table, Text
+from nnft.report.finite_width_section import finite_width
 
 
 @dataclass
@@ -140,6 +141,11 @@ def montecarlo(ctx: Context) -> Section:
                           "stderr": E[:, a, b], "coef": fit.coef, "K": K[a, b]})
     figures.save(figures.inverse_width(shown), ctx.figdir, "montecarlo_inverse_width")
     worst = float(np.max(np.abs(z0)))
+    k1_rows: tuple = ()
+    K1 = ctx.shared.get("K1_equal_widths")
+    if K1 is not None and c1e[0] > 0:
+        z_k1 = (c1[0] - K1) / c1e[0]
+        k1_rows = (("derived K1₁₁ (equal widths) and the z-score of c₁ against it", f"{K1:.4g} (z = {z_k1:.2f})"),)
     verdict = "consistent" if worst < 4.0 else "INCONSISTENT"
     blocks = [
         Text(f"{cfg.samples} networks per width n ∈ {list(cfg.widths)} (seed {cfg.seed}), output-layer two-point "
@@ -151,9 +157,10 @@ def montecarlo(ctx: Context) -> Section:
             ("max |z| of the fitted n → ∞ limit c₀ against K", f"{worst:.2f} ({verdict} at 4σ)"),
             ("median |z|", f"{float(np.median(np.abs(z0))):.2f}"),
             ("fitted 1/n coefficient c₁ of G₁₁", f"{c1[0]:.4g} ± {c1e[0]:.2g}"),
+            *k1_rows,
         ), "theory against finite networks"),
-        Text("The 1/n coefficient c₁ estimates the NLO metric K1 at equal widths; its derived value joins this "
-             "table when nnft's finite-width recursions land."),
+        Text("The 1/n coefficient c₁ of G estimates the NLO metric K1 at equal widths (section "
+             "'Finite-width corrections')."),
     ]
     return Section("montecarlo", "Finite networks against the theory", blocks, results={
         "widths": list(cfg.widths), "samples": cfg.samples, "seed": cfg.seed,
@@ -179,7 +186,7 @@ SECTIONS: list[Callable[[Context], Section]] = [
     _planned("criticality", "Criticality", "fixed points K*, susceptibilities χ∥ and χ⊥, universality class, ν "
              "and where (C_b, C_W) sit on the phase diagram"),
     kernels,
-    _planned("finite_width", "Finite-width corrections", "the four-point vertex V and the NLO metric K1"),
+    finite_width,
     montecarlo,
     _planned("ntk_finite_width", "The NTK at finite width", "its 1/n mean shift and fluctuations"),
     _planned("eft", "Effective action", "the couplings γ2, γ4 matched through Feynman diagrams and their flow"),
