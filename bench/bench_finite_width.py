@@ -1,6 +1,6 @@
 """Benchmark the 1/n theory (V and K1) against its own growth law and against Monte Carlo at equal accuracy.
 
-Run from the repository root (about 3 minutes; ``--full`` adds P = 6, about 6 minutes)::
+Run from the repository root (about 5 minutes; ``--full`` adds P = 12, 16, about 30 minutes)::
 
     python bench/bench_finite_width.py [--full] [--json bench/bench_finite_width.json] [--docs docs/performance.md]
 
@@ -8,11 +8,11 @@ Measured in one run (medians; the machine is shared and noisy):
 
 1. **One input, 100 layers**: ``net.four_point(x)`` (V^{(L)} with K1 on the way) for tanh at criticality
    (C_b = 0, C_W = 1) and relu (C_W = 2), median of 9 calls after one warm-up call.
-2. **P inputs, 10 tanh layers** (C_b = 0.1, C_W = 1.5, Gaussian inputs in d = 8): the full (P, P, P, P) vertex
-   for P = 2 … 5 (6 with ``--full``), one timed call each after the plan is compiled. The cost is dominated by
-   the four-variable Gaussian averages of the class ``abcd`` (C(P, 4) per layer, each a 4-D integral of
-   ~10⁶ nodes for 1e-9, :mod:`nnft.numeric.quadrature_nd`) and ``aabc`` (3-D); the fitted per-entry costs
-   give the growth law and the extrapolation to P = 8, 16, 32, 64.
+2. **P inputs, 10 tanh layers** at criticality (C_b = 0, C_W = 1) and off-critical (C_b = 0.1, C_W = 1.5),
+   Gaussian inputs in d = 8: the full (P, P, P, P) vertex for P = 2, 4, 6, 8 (12, 16 with ``--full``), one timed
+   call each after the plan is compiled. The cost is dominated by the four-variable Gaussian averages of the
+   class ``abcd`` (C(P, 4) per layer, :mod:`nnft.numeric.moments4`) and ``aabc`` (3-D); the fitted per-entry
+   costs give the growth law and the extrapolation to P = 8, 16, 32, 64.
 3. **Monte Carlo at equal accuracy**: ``nnft.montecarlo.estimate`` of the same one-input and P = 3 networks at
    width n = 64; from its standard error at S samples, the samples (∝ SE⁻²) and time needed to resolve V
    to 1 % (relative standard error of n × the connected four-point function) — the time ratio MC / theory.
@@ -66,25 +66,32 @@ def _count_classes(P: int) -> dict[str, int]:
     return {"abcd": math.comb(P, 4), "aabc": P * math.comb(P - 1, 2), "two": P * (P - 1) * 3 // 2}
 
 
+SETTINGS = {"critical": (0.0, 1.0), "off-critical": (0.1, 1.5)}  # tanh (C_b, C_W)
+
+
 def multi_input(Ps: list[int]) -> tuple[list[dict], dict]:
-    rng = np.random.default_rng(0)
-    net = nnft.MLP("tanh", depth=10, width=64, C_b=0.1, C_W=1.5)
-    net.four_point(rng.standard_normal((2, 8)))  # compile the plan
-    rows = []
-    for P in Ps:
-        x = rng.standard_normal((P, 8))
-        t0 = time.perf_counter()
-        net.four_point(x)
-        rows.append({"P": P, "seconds": time.perf_counter() - t0, **_count_classes(P)})
-    # least squares t = c0 + 9 (c3 · #aabc + c4 · #abcd): 9 layers with a fresh term (V^{(1)} = 0)
-    A = np.array([[1.0, 9 * r["aabc"], 9 * r["abcd"]] for r in rows])
-    t = np.array([r["seconds"] for r in rows])
-    coef, *_ = np.linalg.lstsq(A, t, rcond=None)
-    c0, c3, c4 = (max(float(c), 0.0) for c in coef)
-    law = {"per_layer_3d_entry_s": c3, "per_layer_4d_entry_s": c4, "overhead_s": c0,
-           "extrapolated_s": {P: c0 + 9 * (c3 * _count_classes(P)["aabc"] + c4 * _count_classes(P)["abcd"])
-                              for P in (8, 16, 32, 64)}}
-    return rows, law
+    rows, laws = [], {}
+    for label, (cb, cw) in SETTINGS.items():
+        rng = np.random.default_rng(0)
+        net = nnft.MLP("tanh", depth=10, width=64, C_b=cb, C_W=cw)
+        net.four_point(rng.standard_normal((2, 8)))  # compile the plan
+        mine = []
+        for P in Ps:
+            x = rng.standard_normal((P, 8))
+            t0 = time.perf_counter()
+            net.four_point(x)
+            mine.append({"setting": label, "P": P, "seconds": time.perf_counter() - t0, **_count_classes(P)})
+            print(f"  {label} P = {P}: {mine[-1]['seconds']:.2f} s", flush=True)
+        # least squares t = c0 + 9 (c3 · #aabc + c4 · #abcd): 9 layers with a fresh term (V^{(1)} = 0)
+        A = np.array([[1.0, 9 * r["aabc"], 9 * r["abcd"]] for r in mine])
+        t = np.array([r["seconds"] for r in mine])
+        coef, *_ = np.linalg.lstsq(A, t, rcond=None)
+        c0, c3, c4 = (max(float(c), 0.0) for c in coef)
+        laws[label] = {"per_layer_3d_entry_s": c3, "per_layer_4d_entry_s": c4, "overhead_s": c0,
+                       "extrapolated_s": {P: c0 + 9 * (c3 * _count_classes(P)["aabc"] + c4 * _count_classes(P)["abcd"])
+                                          for P in (8, 16, 32, 64)}}
+        rows += mine
+    return rows, laws
 
 
 def mc_equal_accuracy(target: float = 0.01) -> list[dict]:
@@ -109,16 +116,18 @@ def mc_equal_accuracy(target: float = 0.01) -> list[dict]:
     return rows
 
 
-def markdown(single, multi, law, mc) -> str:
+def markdown(single, multi, laws, mc) -> str:
     out = ["| one input, 100 layers | median | first call |", "|---|---|---|"]
     out += [f"| {r['activation']} | {r['median_ms']:.1f} ms | {r['first_call_s']:.2f} s |" for r in single]
-    out += ["", "| P (10 tanh layers) | time | 4-D entries / layer | 3-D entries / layer |", "|---|---|---|---|"]
-    out += [f"| {r['P']} | {r['seconds']:.2f} s | {r['abcd']} | {r['aabc']} |" for r in multi]
-    ext = ", ".join(f"P = {P}: {s / 3600:.3g} h" if s > 3600 else f"P = {P}: {s:.3g} s"
-                    for P, s in law["extrapolated_s"].items())
-    out += ["", f"Growth law (fit): t ≈ {law['overhead_s']:.2f} s + 9 × ({law['per_layer_3d_entry_s'] * 1e3:.1f} ms × "
-            f"#aabc + {law['per_layer_4d_entry_s']:.3f} s × #abcd), i.e. ∝ P⁴/24 at large P; extrapolated: {ext}.",
-            "", "| Monte Carlo at 1 % on V | theory | MC (samples, time) | MC for 1 % | ratio MC / theory |",
+    out += ["", "| 10 tanh layers | P | time | 4-D entries / layer | 3-D entries / layer |", "|---|---|---|---|---|"]
+    out += [f"| {r['setting']} | {r['P']} | {r['seconds']:.2f} s | {r['abcd']} | {r['aabc']} |" for r in multi]
+    for label, law in laws.items():
+        ext = ", ".join(f"P = {P}: {s / 3600:.3g} h" if s > 3600 else f"P = {P}: {s:.3g} s"
+                        for P, s in law["extrapolated_s"].items())
+        out += ["", f"Growth law, {label} (fit): t ≈ {law['overhead_s']:.2f} s + 9 × "
+                f"({law['per_layer_3d_entry_s'] * 1e3:.2f} ms × #aabc + {law['per_layer_4d_entry_s'] * 1e3:.2f} ms × "
+                f"#abcd), i.e. ∝ C(P, 4) ≈ P⁴/24 at large P; extrapolated: {ext}."]
+    out += ["", "| Monte Carlo at 1 % on V | theory | MC (samples, time) | MC for 1 % | ratio MC / theory |",
             "|---|---|---|---|---|"]
     out += [f"| P = {r['P']}, L = {r['layers']}, n = 64 | {r['theory_s']:.3g} s | {r['mc_samples']}, {r['mc_s']:.2f} s"
             f" (SE {100 * r['mc_rel_se_V']:.1f} %) | {r['samples_for_1pct']:.3g} samples, {r['mc_s_for_1pct']:.3g} s |"
@@ -133,7 +142,7 @@ def main() -> None:
     ap.add_argument("--docs", type=Path, default=None)
     args = ap.parse_args()
     single = single_input()
-    multi, law = multi_input([2, 3, 4, 5] + ([6] if args.full else []))
+    multi, law = multi_input([2, 4, 6, 8] + ([12, 16] if args.full else []))
     mc = mc_equal_accuracy()
     md = markdown(single, multi, law, mc)
     print(md)

@@ -25,6 +25,8 @@ from nnft.codegen.module import FunctionSpec, compile_module
 from nnft.errors import ActivationError
 from nnft.gaussian import Kaa, Kab, Kbb, expect_pair, expect_single, is_closed
 from nnft.numeric.finite_width import FiniteWidthPlan
+from nnft.numeric.moments4 import sigma_moments4_entries
+from nnft.numeric.quadrature_nd import gauss_nd
 from nnft.recursions.fluctuation import K, four_point_average
 
 #: Multiplicity classes of a sorted index quadruple, with their representative labels.
@@ -139,21 +141,19 @@ class _Moments:
 
 
 def _numeric_moments(sigma, K_: np.ndarray, quads: np.ndarray, kinks: tuple[float, ...]) -> np.ndarray:
-    try:
-        from nnft.numeric.moments4 import sigma_moments4_entries
-    except ImportError:  # TEMPORARY until the fast method lands: the tensor rule of quadrature_nd per entry
-        from nnft.numeric.quadrature_nd import gauss_nd
+    """The moment classes without a closed form: batched sequential conditioning for smooth σ
+    (:mod:`nnft.numeric.moments4`); the tensor rule of :mod:`nnft.numeric.quadrature_nd` per entry for kinked σ."""
+    if not kinks:
+        return sigma_moments4_entries(sigma, K_, quads)
+    out = np.empty(quads.shape[0])
+    for i, row in enumerate(quads):
+        vals, counts = np.unique(row, return_counts=True)
 
-        out = np.empty(quads.shape[0])
-        for i, row in enumerate(quads):
-            vals, counts = np.unique(row, return_counts=True)
+        def f(*zs, counts=counts):
+            return np.prod([sigma(zz) ** c for zz, c in zip(zs, counts, strict=True)], axis=0)
 
-            def f(*zs, counts=counts):
-                return np.prod([sigma(zz) ** c for zz, c in zip(zs, counts, strict=True)], axis=0)
-
-            out[i] = gauss_nd(f, K_[np.ix_(vals, vals)], tol=1e-10)
-        return out
-    return sigma_moments4_entries(sigma, K_, quads, kinks=kinks)
+        out[i] = gauss_nd(f, K_[np.ix_(vals, vals)], tol=1e-10)
+    return out
 
 
 @lru_cache(maxsize=32)
