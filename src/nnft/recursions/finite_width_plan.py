@@ -21,9 +21,10 @@ import numpy as np
 import sympy as sp
 
 from nnft.activations import Activation
-from nnft.codegen.module import FunctionSpec, compile_module
+from nnft.codegen.module import FunctionSpec, compile_function, compile_module
 from nnft.errors import ActivationError
 from nnft.gaussian import Kaa, Kab, Kbb, expect_pair, expect_single, is_closed
+from nnft.numeric.bivariate import SeparableTwoPoint
 from nnft.numeric.finite_width import FiniteWidthPlan
 from nnft.numeric.moments4 import sigma_moments4_entries
 from nnft.numeric.quadrature_nd import gauss_nd
@@ -156,13 +157,89 @@ def _numeric_moments(sigma, K_: np.ndarray, quads: np.ndarray, kinks: tuple[floa
     return out
 
 
+def _separate(f: sp.Expr, za: sp.Symbol, zb: sp.Symbol, max_terms: int = 48):
+    """``f(z_a, z_b)`` as a list of products ``g(z_a)·h(z_b)`` (as is, factored, or expanded), or None."""
+
+    def split(term):
+        ga, gb = term.as_independent(zb, as_Add=False)
+        return (ga, gb) if ga.free_symbols <= {za} and gb.free_symbols <= {zb} else None
+
+    for cand in (f, sp.factor(f)):
+        one = split(cand)
+        if one is not None:
+            return [one]
+    parts = [split(t) for t in sp.Add.make_args(sp.expand(f))]
+    if len(parts) > max_terms or any(p is None for p in parts):
+        return None
+    return parts
+
+
+def separable_pair_spec(act: Activation) -> tuple[FunctionSpec, dict[str, sp.Expr], dict[str, sp.Expr],
+                                                  list[tuple[int, int]]] | None:
+    """The pair map with its Gaussian averages as inputs, when each is ⟨f(z_a) g(z_b)⟩ (Price terms of ⟨σσ⟩).
+
+    Returns ``(spec, fa, fb, terms)``: ``spec`` takes ``(K_aa, K_ab, K_bb, E_0, …)``; ``fa``/``fb`` the 1-D
+    factors (expressions in z) and ``terms[t] = (i, j)`` the factors of ``E_t``; None when the map is closed
+    or an average does not factor.
+    """
+    from nnft.activations import z
+    from nnft.gaussian import Expectation
+
+    pair = two_point_specs(act)[0]
+    nodes = sorted(set().union(*(e.atoms(Expectation) for e in pair.outputs.values())), key=sp.srepr)
+    if not nodes:
+        return None
+    fa: dict[str, sp.Expr] = {}
+    fb: dict[str, sp.Expr] = {}
+    terms: list[tuple[int, int]] = []
+    repl, syms = {}, []
+
+    def factor_index(store: dict[str, sp.Expr], expr: sp.Expr) -> int:
+        for k, e in store.items():
+            if e == expr:
+                return int(k[1:])
+        store[f"f{len(store)}"] = expr
+        return len(store) - 1
+
+    for node in nodes:
+        integrand, variables = node.args[0], tuple(node.args[1])
+        if len(variables) != 2 or tuple(v.name for v in variables) != ("z_a", "z_b"):
+            return None
+        za, zb = variables
+        pieces = _separate(integrand, za, zb)
+        if pieces is None:
+            return None
+        total = sp.Integer(0)
+        for ga, gb in pieces:
+            t = len(terms)
+            terms.append((factor_index(fa, ga.subs(za, z)), factor_index(fb, gb.subs(zb, z))))
+            sym = sp.Symbol(f"E_{t}")
+            syms.append(sym)
+            total += sym
+        repl[node] = total
+    outputs = {k: e.xreplace(repl) for k, e in pair.outputs.items()}
+    kinds = dict(_KINDS) | {s.name: "entry" for s in syms}
+    return FunctionSpec("pair_separable", outputs, (Kaa, Kab, Kbb, *syms), kinds), fa, fb, terms
+
+
 @lru_cache(maxsize=32)
 def finite_width_plan(act: Activation, backend: str = "numpy") -> FiniteWidthPlan:
     """The compiled :class:`nnft.numeric.finite_width.FiniteWidthPlan` of activation ``act`` (cached)."""
     _check(act)
     mod = compile_module("two_point_derivatives", two_point_specs(act), backend,
                          key=f"two_point_derivatives|{act.key()}")
-    return FiniteWidthPlan(two_point=mod.pair, single=mod.single, moments4=_Moments(act, backend),
+    two_point = mod.pair
+    sep = separable_pair_spec(act)
+    if sep is not None:  # averages without a closed form: all on one bivariate rule per entry
+        spec, fa, fb, terms = sep
+        fast = compile_module("two_point_separable", [spec], backend, key=f"two_point_separable|{act.key()}")
+        from nnft.activations import z
+
+        ca = compile_function(fa, (z,), name=f"price_a_{act.name}")
+        cb = compile_function(fb, (z,), name=f"price_b_{act.name}")
+        two_point = SeparableTwoPoint(fast.pair_separable, [getattr(ca, k) for k in fa],
+                                      [getattr(cb, k) for k in fb], terms, mod.pair)
+    return FiniteWidthPlan(two_point=two_point, single=mod.single, moments4=_Moments(act, backend),
                            variance=mod.variance)
 
 
