@@ -20,13 +20,14 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
-from nnft.activations import Activation
+from nnft.activations import Activation, z
 from nnft.codegen.module import FunctionSpec, compile_function, compile_module
 from nnft.errors import ActivationError
 from nnft.gaussian import Kaa, Kab, Kbb, expect_pair, expect_single, is_closed
 from nnft.numeric.bivariate import SeparableTwoPoint
 from nnft.numeric.finite_width import FiniteWidthPlan
-from nnft.numeric.moments4 import sigma_moments4_entries
+from nnft.numeric.moments4 import moments4_entries, sigma_moments4_entries
+from nnft.numeric.orthant_moments import piecewise_linear_moments
 from nnft.numeric.quadrature_nd import gauss_nd
 from nnft.recursions.fluctuation import K, four_point_average
 
@@ -117,6 +118,7 @@ class _Moments:
         self.mod = compile_module("moments4", specs, backend, key=f"moments4|{act.key()}") if specs else None
         self.sigma = act.numpy() if self.numeric else None
         self.kinks = tuple(float(k) for k in act.kinks)
+        self.act = act
 
     def __call__(self, K_: np.ndarray) -> np.ndarray:
         P = K_.shape[0]
@@ -137,13 +139,29 @@ class _Moments:
                 numeric_rows.append(rows)
         if numeric_rows:
             rows = np.concatenate(numeric_rows)
-            vals[rows] = _numeric_moments(self.sigma, K_, q[rows], self.kinks)
+            vals[rows] = _numeric_moments(self.act, self.sigma, K_, q[rows], self.kinks)
         return _scatter(P, q, vals)
 
 
-def _numeric_moments(sigma, K_: np.ndarray, quads: np.ndarray, kinks: tuple[float, ...]) -> np.ndarray:
-    """The moment classes without a closed form: batched sequential conditioning for smooth σ
-    (:mod:`nnft.numeric.moments4`); the tensor rule of :mod:`nnft.numeric.quadrature_nd` per entry for kinked σ."""
+def _piecewise_linear_slopes(act: Activation) -> tuple[float, float] | None:
+    """(left, right) slopes when σ(z) = right·z (z > 0), left·z (z < 0): relu, leaky relu, abs, linear."""
+    if act.homogeneity != 1 or any(k != 0 for k in act.kinks):
+        return None
+    # positively homogeneous of degree 1 with its only kink at 0: σ(z) = σ(1)·z for z > 0, −σ(−1)·z for z < 0
+    right, left = act.expr.subs(z, 1), -act.expr.subs(z, -1)
+    if not (right.is_number and left.is_number):
+        return None
+    return float(left), float(right)
+
+
+def _numeric_moments(act: Activation, sigma, K_: np.ndarray, quads: np.ndarray, kinks: tuple[float, ...]) -> np.ndarray:
+    """The moment classes without a closed form: exact orthant moments for piecewise-linear σ
+    (:mod:`nnft.numeric.orthant_moments`), batched product rules for smooth σ (:mod:`nnft.numeric.moments4`),
+    and the tensor rule of :mod:`nnft.numeric.quadrature_nd` per entry for other kinked σ."""
+    slopes = _piecewise_linear_slopes(act)
+    if slopes is not None:
+        left, right = slopes
+        return moments4_entries(K_, quads, lambda S, p: piecewise_linear_moments(S, left, right, p))
     if not kinks:
         return sigma_moments4_entries(sigma, K_, quads)
     out = np.empty(quads.shape[0])
@@ -182,7 +200,6 @@ def separable_pair_spec(act: Activation) -> tuple[FunctionSpec, dict[str, sp.Exp
     factors (expressions in z) and ``terms[t] = (i, j)`` the factors of ``E_t``; None when the map is closed
     or an average does not factor.
     """
-    from nnft.activations import z
     from nnft.gaussian import Expectation
 
     pair = two_point_specs(act)[0]
@@ -233,8 +250,6 @@ def finite_width_plan(act: Activation, backend: str = "numpy") -> FiniteWidthPla
     if sep is not None:  # averages without a closed form: all on one bivariate rule per entry
         spec, fa, fb, terms = sep
         fast = compile_module("two_point_separable", [spec], backend, key=f"two_point_separable|{act.key()}")
-        from nnft.activations import z
-
         ca = compile_function(fa, (z,), name=f"price_a_{act.name}")
         cb = compile_function(fb, (z,), name=f"price_b_{act.name}")
         two_point = SeparableTwoPoint(fast.pair_separable, [getattr(ca, k) for k in fa],
