@@ -39,8 +39,8 @@ to 33–85 % in the other cases (215 % for gelu, L = 3, P = 1, where K1 is nearl
 noisiest statistic, its error grows like √n — so the K1 checks at L = 3 are weak; relu has K1 = 0
 exactly at one input, and that is what is tested there.
 
-relu with P > 1 inputs: the theory raises BudgetError today (four-variable orthant moments by
-quadrature); those cases are strict xfails, to flip when the exact moments land.
+relu with P > 1 inputs: the theory's four-point moments are the exact orthant moments of
+nnft.numeric.orthant_moments.
 
 Negative controls show the tests can fail, each wrong prediction being rejected at more than 5 SE:
 V with its mixing term dropped (``mixing`` of nnft.numeric.finite_width patched to 0, P = 3; for relu the
@@ -64,7 +64,6 @@ import numpy as np
 import pytest
 
 import nnft
-from nnft.errors import BudgetError
 from nnft.montecarlo import estimate, fit_inverse_width
 
 WIDTHS = (16, 24, 32, 48, 64, 128)
@@ -85,10 +84,6 @@ SETTINGS = {
     "gelu": ("gelu", 0.0, 2.0),
     "relu": ("relu", 0.0, 2.0),
 }
-
-RELU_PENDING = pytest.mark.xfail(raises=BudgetError, strict=True,
-                                 reason="relu P>1 moments: pending exact orthant moments")
-
 
 def _seed(*parts) -> int:
     """A fixed seed per (setting, depth, width): crc32 of their names."""
@@ -184,10 +179,7 @@ def _cases():
     for setting in SETTINGS:
         for L in DEPTHS:
             for P in (1, 2, 3):
-                marks = [pytest.mark.slow]
-                if setting == "relu" and P > 1:
-                    marks.append(RELU_PENDING)
-                yield pytest.param(setting, L, P, marks=marks, id=f"{setting}-L{L}-P{P}")
+                yield pytest.param(setting, L, P, marks=[pytest.mark.slow], id=f"{setting}-L{L}-P{P}")
 
 
 @pytest.mark.parametrize("setting, L, P", list(_cases()))
@@ -196,7 +188,7 @@ def test_vertex_and_nlo_metric_against_monte_carlo(setting, L, P):
 
     Also a χ² sanity check of the fit model: the mean χ²/dof over the entries stays below 3.
     """
-    c = _net(setting, L).cumulants(X[:P])  # the theory first: relu with P > 1 raises BudgetError here today
+    c = _net(setting, L).cumulants(X[:P])
     assert c.n == 32 and c.V.shape == (P,) * 4 and c.K1.shape == (P, P)
     np.testing.assert_allclose(c.K, _net(setting, L).nngp(X)[:P, :P], rtol=1e-10)
     pred = predictions(c.V, c.K1)
