@@ -241,13 +241,15 @@ def _pair_evaluate(sigma, P: Array, Q: Array, rho: Array, pX: tuple[int, ...], p
     rv = [_slot_rule(i) for i in iv]
 
     def values(M, rules, powers):
-        out = np.ones((B, rules[0][0].size, rules[1][0].size))
+        out = None
         with np.errstate(all="ignore"):
             for c, pw in enumerate(powers):
-                zc = (M[:, c, 0, None, None] * rules[0][0][None, :, None]
-                      + M[:, c, 1, None, None] * rules[1][0][None, None, :])
+                zc = (M[:, c, 1, None, None] * rules[1][0][None, None, :]
+                      + M[:, c, 0, None, None] * rules[0][0][None, :, None])
                 v = np.asarray(sigma(zc), dtype=np.float64)
-                out *= v ** pw if pw != 1 else v
+                if pw != 1:
+                    v = v ** pw
+                out = np.array(np.broadcast_to(v, zc.shape)) if out is None else np.multiply(out, v, out=out)
         return out
 
     F = values(P, ru, pX)
@@ -266,9 +268,8 @@ def _pair_evaluate(sigma, P: Array, Q: Array, rho: Array, pX: tuple[int, ...], p
         W.append(Wi)
 
     def total(F, G, W0, W1):
-        W0 = W0 / np.sum(W0, axis=(1, 2), keepdims=True)
-        W1 = W1 / np.sum(W1, axis=(1, 2), keepdims=True)
-        return np.einsum("bjk,bjk->b", F, W0 @ G @ np.swapaxes(W1, 1, 2))
+        norm = np.sum(W0, axis=(1, 2)) * np.sum(W1, axis=(1, 2))
+        return np.einsum("bjk,bjk->b", F, W0 @ G @ np.swapaxes(W1, 1, 2)) / norm
 
     fine = total(F, G, W[0], W[1])
     su = [slice(None, None, 2 if r[0].size > 1 else 1) for r in ru]
@@ -282,14 +283,19 @@ def _pair_evaluate(sigma, P: Array, Q: Array, rho: Array, pX: tuple[int, ...], p
     return fine, coarse
 
 
+#: Entries per evaluated chunk of the product rule (measured: 8 → 13.5 s, 48 → 10.3 s, 400 → 11.4 s for a P = 32 layer).
+_PAIR_CHUNK = 48
+
+
 def _threaded(fn: Callable[[Array], tuple[Array, Array]], members: Array) -> tuple[Array, Array]:
-    """``fn`` over chunks of ``members`` on the cores (numpy releases the GIL in its loops; BLAS single-threaded)."""
-    workers = n_cores()
-    if workers == 1 or members.size < 64:
-        return fn(members)
-    parts = np.array_split(members, workers)
-    with blas_threads(1), ThreadPoolExecutor(workers) as pool:
-        res = list(pool.map(fn, parts))
+    """``fn`` over cache-sized chunks of ``members`` on the cores (numpy releases the GIL; BLAS single-threaded)."""
+    parts = np.array_split(members, max(1, members.size // _PAIR_CHUNK))
+    workers = min(n_cores(), len(parts))
+    if workers == 1:
+        res = [fn(p) for p in parts]
+    else:
+        with blas_threads(1), ThreadPoolExecutor(workers) as pool:
+            res = list(pool.map(fn, parts))
     return np.concatenate([r[0] for r in res]), np.concatenate([r[1] for r in res])
 
 
@@ -305,8 +311,11 @@ def _pair_moments(sigma, S: Array, powers: tuple[int, ...], tol: float, scale: A
     pX, pY = tuple(powers[i] for i in X), tuple(powers[i] for i in Y)
     P, Q, rho = _canonical(S, X, Y)
     iu, iv = _pair_sizes(P, Q, rho)
-    iu = np.where(iu >= 0, iu + 1, -1)  # the model's level is the fine rule
-    iv = np.where(iv >= 0, iv + 1, -1)
+    # the model's level is the fine rule; every present grid of an entry gets the entry's largest level, so that
+    # entries fall into few bins (≤ len(PAIR_SIZES) per presence pattern) and are evaluated in large batches
+    common = np.max(np.concatenate([iu, iv], axis=1), axis=1, keepdims=True) + 1
+    iu = np.where(iu >= 0, common, -1)
+    iv = np.where(iv >= 0, common, -1)
     out = np.zeros(B)
     done = np.zeros(B, dtype=bool)
     pending = np.arange(B)

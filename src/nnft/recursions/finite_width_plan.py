@@ -84,15 +84,24 @@ def _sorted_quadruples(P: int) -> np.ndarray:
     return np.array(list(itertools.combinations_with_replacement(range(P), 4)), dtype=np.int64).reshape(-1, 4)
 
 
+#: Equality pattern (q0=q1, q1=q2, q2=q3) of a sorted quadruple → (multiplicity class, columns of its distinct
+#: indices ordered by multiplicity, then value).
+_PATTERN_CLASS = {0: ((1, 1, 1, 1), [0, 1, 2, 3]), 4: ((2, 1, 1), [0, 2, 3]), 2: ((2, 1, 1), [1, 0, 3]),
+                  1: ((2, 1, 1), [2, 0, 1]), 6: ((3, 1), [0, 3]), 3: ((3, 1), [1, 0]), 5: ((2, 2), [0, 2]),
+                  7: ((4,), [0])}
+
+
 def _class_of(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For sorted quadruples: the multiplicity class key and the distinct indices ordered by multiplicity."""
-    keys, reps = [], []
-    for row in q:
-        vals, counts = np.unique(row, return_counts=True)
-        order = np.lexsort((vals, -counts))
-        keys.append(tuple(int(c) for c in counts[order]))
-        reps.append(list(vals[order]) + [0] * (4 - len(vals)))
-    return np.array([list(MOMENT_CLASSES).index(k) for k in keys]), np.array(reps, dtype=np.int64)
+    eq = q[:, 1:] == q[:, :-1]
+    code = eq[:, 0] * 4 + eq[:, 1] * 2 + eq[:, 2]
+    cls = np.empty(q.shape[0], dtype=np.int64)
+    reps = np.zeros_like(q)
+    for c, (counts, cols) in _PATTERN_CLASS.items():
+        rows = np.flatnonzero(code == c)
+        cls[rows] = list(MOMENT_CLASSES).index(counts)
+        reps[rows, :len(cols)] = q[rows][:, cols]
+    return cls, reps
 
 
 @lru_cache(maxsize=16)
