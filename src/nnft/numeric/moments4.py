@@ -45,7 +45,8 @@ import numpy as np
 from nnft.errors import BudgetError, DivergenceError
 from nnft.numeric.parallel import blas_threads, n_cores
 
-__all__ = ["DEFAULT_TOL", "gaussian_moments", "moments4_entries", "sigma_moments4_entries"]
+__all__ = ["DEFAULT_TOL", "QUADRUPLE_PATTERNS", "gaussian_moments", "moments4_entries", "pattern_codes",
+           "sigma_moments4_entries"]
 
 Array = np.ndarray
 
@@ -400,9 +401,8 @@ def moments4_entries(K: Array, quads: Array, moments: Callable[[Array, tuple[int
     """
     quads = np.sort(np.asarray(quads, dtype=np.int64), axis=1)
     out = np.empty(quads.shape[0])
-    eq = quads[:, 1:] == quads[:, :-1]
-    code = eq[:, 0] * 4 + eq[:, 1] * 2 + eq[:, 2]
-    for c, (powers, cols) in _PATTERNS.items():
+    code = pattern_codes(quads)
+    for c, (powers, cols) in QUADRUPLE_PATTERNS.items():
         rows = np.flatnonzero(code == c)
         if rows.size == 0:
             continue
@@ -422,9 +422,15 @@ def sigma_moments4_entries(sigma: Callable[[Array], Array], K: Array, quads: Arr
     return moments4_entries(K, quads, lambda S, powers: gaussian_moments(sigma, S, powers, tol=tol))
 
 
-#: Equality pattern (q0=q1, q1=q2, q2=q3) of a sorted quadruple → (powers by multiplicity, columns of the distinct
-#: indices in that order).
-_PATTERNS = {
+def pattern_codes(quads: Array) -> Array:
+    """The equality pattern ``4·[q0=q1] + 2·[q1=q2] + [q2=q3]`` of each sorted quadruple (QUADRUPLE_PATTERNS key)."""
+    eq = quads[:, 1:] == quads[:, :-1]
+    return eq[:, 0] * 4 + eq[:, 1] * 2 + eq[:, 2]
+
+
+#: Equality pattern of a sorted quadruple → (powers by multiplicity, columns of its distinct indices ordered by
+#: multiplicity, then value).
+QUADRUPLE_PATTERNS = {
     0: ((1, 1, 1, 1), [0, 1, 2, 3]),
     4: ((2, 1, 1), [0, 2, 3]),
     2: ((2, 1, 1), [1, 0, 3]),

@@ -26,7 +26,7 @@ from nnft.errors import ActivationError
 from nnft.gaussian import Kaa, Kab, Kbb, expect_pair, expect_single, is_closed
 from nnft.numeric.bivariate import SeparableTwoPoint
 from nnft.numeric.finite_width import FiniteWidthPlan
-from nnft.numeric.moments4 import moments4_entries, sigma_moments4_entries
+from nnft.numeric.moments4 import QUADRUPLE_PATTERNS, moments4_entries, pattern_codes, sigma_moments4_entries
 from nnft.numeric.orthant_moments import piecewise_linear_moments
 from nnft.numeric.quadrature_nd import gauss_nd
 from nnft.recursions.fluctuation import K, four_point_average
@@ -84,20 +84,12 @@ def _sorted_quadruples(P: int) -> np.ndarray:
     return np.array(list(itertools.combinations_with_replacement(range(P), 4)), dtype=np.int64).reshape(-1, 4)
 
 
-#: Equality pattern (q0=q1, q1=q2, q2=q3) of a sorted quadruple → (multiplicity class, columns of its distinct
-#: indices ordered by multiplicity, then value).
-_PATTERN_CLASS = {0: ((1, 1, 1, 1), [0, 1, 2, 3]), 4: ((2, 1, 1), [0, 2, 3]), 2: ((2, 1, 1), [1, 0, 3]),
-                  1: ((2, 1, 1), [2, 0, 1]), 6: ((3, 1), [0, 3]), 3: ((3, 1), [1, 0]), 5: ((2, 2), [0, 2]),
-                  7: ((4,), [0])}
-
-
 def _class_of(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For sorted quadruples: the multiplicity class key and the distinct indices ordered by multiplicity."""
-    eq = q[:, 1:] == q[:, :-1]
-    code = eq[:, 0] * 4 + eq[:, 1] * 2 + eq[:, 2]
+    code = pattern_codes(q)
     cls = np.empty(q.shape[0], dtype=np.int64)
     reps = np.zeros_like(q)
-    for c, (counts, cols) in _PATTERN_CLASS.items():
+    for c, (counts, cols) in QUADRUPLE_PATTERNS.items():
         rows = np.flatnonzero(code == c)
         cls[rows] = list(MOMENT_CLASSES).index(counts)
         reps[rows, :len(cols)] = q[rows][:, cols]
@@ -173,15 +165,14 @@ def _numeric_moments(act: Activation, sigma, K_: np.ndarray, quads: np.ndarray, 
         return moments4_entries(K_, quads, lambda S, p: piecewise_linear_moments(S, left, right, p))
     if not kinks:
         return sigma_moments4_entries(sigma, K_, quads)
-    out = np.empty(quads.shape[0])
-    for i, row in enumerate(quads):
-        vals, counts = np.unique(row, return_counts=True)
 
-        def f(*zs, counts=counts):
-            return np.prod([sigma(zz) ** c for zz, c in zip(zs, counts, strict=True)], axis=0)
+    def per_covariance(S: np.ndarray, powers: tuple[int, ...]) -> np.ndarray:
+        def f(*zs):
+            return np.prod([sigma(zz) ** c for zz, c in zip(zs, powers, strict=True)], axis=0)
 
-        out[i] = gauss_nd(f, K_[np.ix_(vals, vals)], tol=1e-10)
-    return out
+        return np.array([float(gauss_nd(f, s, tol=1e-10)) for s in S])
+
+    return moments4_entries(K_, quads, per_covariance)
 
 
 def _separate(f: sp.Expr, za: sp.Symbol, zb: sp.Symbol, max_terms: int = 48):
