@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import unicodedata
 from pathlib import Path
 
 from nnft.report.document import Figure, Math, Section, Table, Text
@@ -107,9 +108,38 @@ _TEX_UNI = {"Θ": r"$\Theta$", "σ": r"$\sigma$", "ℓ": r"$\ell$", "χ": r"$\ch
             "′": "'", "—": "---", "–": "--", "→": r"$\to$", "∞": r"$\infty$"}
 
 
+_TEX_SUB = str.maketrans("₀₁₂₃₄₅₆₇₈₉₍₎", "0123456789()")
+
+
+def _tex_char(c: str) -> str:
+    """One character of running text as pdflatex-safe ASCII (the table, then Unicode names, then a visible marker)."""
+    if c.isascii():
+        return c
+    if c in _TEX_UNI:
+        return _TEX_UNI[c]
+    if c in "₀₁₂₃₄₅₆₇₈₉₍₎":
+        return rf"$_{{{c.translate(_TEX_SUB)}}}$"
+    name = unicodedata.name(c, "")
+    if name.startswith(("GREEK SMALL LETTER ", "GREEK CAPITAL LETTER ")):
+        letter = name.rsplit(" ", 1)[1].lower()
+        letter = letter.capitalize() if "CAPITAL" in name else letter
+        return rf"$\{letter}$"
+    base = unicodedata.normalize("NFKD", c).encode("ascii", "ignore").decode()
+    return _TEX_NAMED.get(name, base or rf"[U+{ord(c):04X}]")
+
+
+_TEX_NAMED = {"MINUS SIGN": "$-$", "MULTIPLICATION SIGN": r"$\times$", "LESS-THAN OR EQUAL TO": r"$\le$",
+              "GREATER-THAN OR EQUAL TO": r"$\ge$", "ALMOST EQUAL TO": r"$\approx$", "PLUS-MINUS SIGN": r"$\pm$",
+              "PARTIAL DIFFERENTIAL": r"$\partial$", "SUPERSCRIPT TWO": "$^2$", "SUPERSCRIPT THREE": "$^3$",
+              "DOT OPERATOR": r"$\cdot$", "MIDDLE DOT": r"$\cdot$", "HORIZONTAL ELLIPSIS": r"\ldots{}",
+              "NOT EQUAL TO": r"$\neq$", "ELEMENT OF": r"$\in$", "SQUARE ROOT": r"$\surd$",
+              "LEFT SINGLE QUOTATION MARK": "`", "RIGHT SINGLE QUOTATION MARK": "'",
+              "LEFT DOUBLE QUOTATION MARK": "``", "RIGHT DOUBLE QUOTATION MARK": "''", "NO-BREAK SPACE": "~"}
+
+
 def _tex_text(text: str) -> str:
-    s = "".join(_TEX_ESC.get(c, c) for c in text)
-    return "".join(_TEX_UNI.get(c, c) for c in s)
+    """Running text (captions, table cells) escaped for LaTeX; the result is ASCII, so pdflatex needs no inputenc."""
+    return "".join(_TEX_ESC.get(c) or _tex_char(c) for c in text)
 
 
 def json_document(meta: dict, sections: list[Section]) -> str:
