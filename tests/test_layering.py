@@ -89,10 +89,11 @@ def layer(module: str) -> str:
         return "symbolic_leaf"
     if module.startswith("nnft.codegen"):
         return "codegen"
-    if module in ("nnft.activations", "nnft.admissibility", "nnft.gaussian") or module.startswith("nnft.recursions"):
+    if module in ("nnft.activations", "nnft.admissibility", "nnft.gaussian") or module.startswith(
+            ("nnft.recursions", "nnft.criticality")):
         return "symbolic"
     if module in ("nnft", "nnft.network", "nnft.montecarlo", "nnft.cli", "nnft.mc_cli", "nnft.cli_io", "nnft.testing",
-                  "nnft.finite_width") \
+                  "nnft.finite_width", "nnft.plot") \
             or module.startswith(("nnft.cli.", "nnft.report")):
         return "api"
     raise AssertionError(f"{module} is in no layer: add it to layer() in tests/test_layering.py")

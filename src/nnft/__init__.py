@@ -24,7 +24,8 @@ _EXPORTS = {
     "ParseError": "nnft.errors",
 }
 _SUBMODULES = {"montecarlo", "gaussian", "activations", "functions", "network", "recursions", "codegen", "numeric",
-               "runtime", "cumulants", "cli", "testing", "errors"}
+               "runtime", "cumulants", "cli", "testing", "errors", "plot",
+               "criticality"}
 
 __all__ = [
     "MLP",
@@ -38,6 +39,7 @@ __all__ = [
     "__version__",
     "activation",
     "builtin_names",
+    "criticality",
     "errors",
     "montecarlo",
 ]

@@ -305,7 +305,7 @@ class HomogeneousRule(Rule):
         """⟨f(z) g(z)⟩_K: the product is a piecewise monomial of degree n + m."""
         k = da.n + db.n
         moment = sp.gamma(sp.Rational(k + 1, 2)) * 2 ** sp.Rational(k, 2) / sp.sqrt(sp.pi)  # E|u|^k
-        return sp.nsimplify((da.cp * db.cp + da.cm * db.cm) / 2 * moment) * K ** sp.Rational(k, 2)
+        return sp.simplify((da.cp * db.cp + da.cm * db.cm) / 2 * moment) * K ** sp.Rational(k, 2)  # exact: no nsimplify
 
 
 def _z_degree(fac: sp.Expr) -> int:

@@ -207,6 +207,41 @@ class MLP:
 
         return cumulants(self, x, order, layer=layer)
 
+    # ------------------------------------------------------------------ criticality
+    def _uniform_init(self, what: str) -> tuple[float, float]:
+        C_b, C_W = set(self.C_b[1:] or self.C_b), set(self.C_W[1:] or self.C_W)
+        if len(C_b) > 1 or len(C_W) > 1:
+            raise NetworkError(f"{what} needs the same (C_b, C_W) in layers 2..L (a fixed point of one map); "
+                               f"this network has C_b={self.C_b}, C_W={self.C_W}")
+        return C_b.pop(), C_W.pop()
+
+    def criticality(self, **kw):
+        """The critical initialisations of this network's activation (:func:`nnft.criticality.criticality`)."""
+        from nnft.criticality import criticality
+
+        return criticality(self.activation, **kw)
+
+    def depth_scales(self, x=None, **kw):
+        """Phase and depth scales ``ξ_K``, ``ξ_c`` at this network's ``(C_b, C_W)`` (:mod:`nnft.criticality.depth`).
+
+        ``x``: inputs whose first-layer kernel ``K^{(1)} = C_b + C_W x·x/n_0`` (of the first input) starts the flow;
+        default ``x·x/n_0 = 1``.
+        """
+        from nnft.criticality import depth_scales
+
+        C_b, C_W = self._uniform_init("depth_scales()")
+        K0 = None
+        if x is not None:
+            xv = validate_inputs(x)
+            K0 = self.C_b[0] + self.C_W[0] * float(xv[0] @ xv[0]) / xv.shape[1]
+        return depth_scales(self.activation, C_b, C_W, K0=K0, **kw)
+
+    def depth_to_width_guidance(self, x=None, *, tolerance: float = 0.1):
+        """How deep this network may be at its width: ``V/(nK²)`` vs ``ν L/n`` (:mod:`nnft.criticality.guidance`)."""
+        from nnft.criticality import depth_to_width_guidance
+
+        return depth_to_width_guidance(self, x, tolerance=tolerance)
+
     # ------------------------------------------------------------------ symbolic
     def recursion(self, name: str = "nngp"):
         """A symbolic recursion with ``.latex()`` and Jupyter display: ``"nngp"``, ``"ntk"``, ``"V"`` or ``"K1"``.
