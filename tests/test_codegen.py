@@ -266,3 +266,29 @@ def test_extreme_exact_parameters_print_as_finite_code():
     tiny, relu = nnft.MLP("leaky_relu(1e-300)", depth=3), nnft.MLP("relu", depth=3)
     np.testing.assert_allclose(tiny.ntk(x), relu.ntk(x), rtol=1e-14, atol=1e-16)
     np.testing.assert_allclose(tiny.nngp(x), relu.nngp(x), rtol=1e-14, atol=1e-16)
+
+
+def test_asin_gap_is_accurate_where_the_ratio_rounds():
+    """asin(num/r) from (num, r, gap = r² − num²) agrees with 40-digit arcsin to ~eps, also at |t| → 1, where
+    arcsin of the rounded ratio is off by √eps (numpy and numba runtimes)."""
+    import mpmath as mp
+
+    from nnft.runtime import asin_gap
+    from nnft.runtime_numba import asin_gap_s
+
+    mp.mp.dps = 40
+    cases = []
+    for r in (1.0, 3.0, 1e8, 1e150):
+        for u in (0.0, 1e-30, 1e-18, 1e-12, 1e-3, 0.3, 0.6, 1.0, 1.7, 2.0):  # u = 1 − t (t from 1 down to −1)
+            t = mp.mpf(1) - mp.mpf(u)
+            num = t * r
+            gap = mp.mpf(r) ** 2 - num ** 2
+            cases.append((float(num), r, float(gap), float(mp.asin(mp.mpf(float(num)) / r)) if gap == 0 else
+                          float(mp.asin(t))))
+            cases.append((-float(num), r, float(gap), -cases[-1][3]))
+    for num, r, gap, want in cases:
+        for got in (asin_gap(num, r, gap), asin_gap_s(num, r, gap)):
+            assert abs(got - want) <= 4e-16 * max(abs(want), 1e-300) + 1e-300, (num, r, gap, got, want)
+    # the plain ratio loses √eps near 1: the case the gap exists for
+    num, r = 1e8 * (1 - 1e-12), 1e8
+    assert abs(float(np.arcsin(num / r)) - float(mp.asin(mp.mpf(1) - mp.mpf("1e-12")))) > 1e-13

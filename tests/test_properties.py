@@ -344,6 +344,7 @@ def _is_closed(act) -> bool:
 @example(act="relu", depth=4, data=None, x=np.array([[0.3, -1.2], [0.3 + 1e-9, -1.2], [0.3 + 2e-9, -1.2],
                                                       [1.1, 0.4]]), ntk=True)  # issue 12 item 4
 @example(act="monomial(3)", depth=8 - 2, data=None, x=10 * np.eye(2), ntk=True)
+@example(act="erf", depth=2, data=None, x=np.array([[2e7], [1e8], [2e7]]), ntk=True)  # arcsine at |t| → 1: AsinGap
 def test_closed_form_activations_give_valid_kernels_or_documented_errors(act, depth, data, x, ntk):
     """Built-ins with closed forms, random parameters, depths, hyper-parameters and any-scale inputs."""
     C_b, C_W, width = data.draw(hyper(depth)) if data is not None else (0.0, 2.0 if act == "relu" else 5.0, 8)

@@ -34,7 +34,7 @@ import sympy as sp
 
 from nnft.activations import _find_kinks, z
 from nnft.errors import InputError
-from nnft.functions import GeoMean, SafeAcos, SafeAsin, SafeSqrt, _RuntimeFunction, corr, unsafe
+from nnft.functions import AsinGap, GeoMean, SafeAcos, SafeSqrt, _RuntimeFunction, corr, unsafe
 
 #: Covariance entries of the two-variable average: variances K_aa, K_bb > 0 and covariance K_ab.
 Kaa = sp.Symbol("K_aa", positive=True)
@@ -471,8 +471,12 @@ def _erf_moment(ma: int, mb: int, qa, qb, ea, eb, K: sp.ImmutableMatrix) -> sp.E
             out += K[0, 1] * 2 * eb / sp.sqrt(sp.pi) * _erf_moment(ma - 1, mb, 0, -eb**2, ea, None, K)
         return out
     if ea is not None and eb is not None:
-        arg = 2 * ea * eb * K[0, 1] / sp.sqrt((1 + 2 * ea**2 * K[0, 0]) * (1 + 2 * eb**2 * K[1, 1]))
-        return 2 / sp.pi * SafeAsin(arg)
+        # arcsin(num/r), r² = (1 + 2e_a²K_aa)(1 + 2e_b²K_bb); the gap r² − num² written through det K, so
+        # nearly parallel inputs keep eps accuracy (AsinGap)
+        A, B = 1 + 2 * ea**2 * K[0, 0], 1 + 2 * eb**2 * K[1, 1]
+        num = 2 * ea * eb * K[0, 1]
+        gap = 1 + 2 * ea**2 * K[0, 0] + 2 * eb**2 * K[1, 1] + 4 * ea**2 * eb**2 * (K[0, 0] * K[1, 1] - K[0, 1] ** 2)
+        return 2 / sp.pi * AsinGap(num, sp.sqrt(A * B), gap)
     if ea is not None or eb is not None:
         return sp.S.Zero
     return sp.S.One

@@ -19,6 +19,7 @@ __all__ = [
     "arc1",
     "arc1_gap",
     "asin_clip",
+    "asin_gap",
     "corr",
     "geomean",
     "gauss1",
@@ -95,6 +96,26 @@ def asin_clip(x, out=None):
     """``arcsin`` of ``x`` clipped into [-1, 1]."""
     c = np.clip(x, -1.0, 1.0, out=out)
     return np.arcsin(c, out=c if isinstance(c, np.ndarray) else None)
+
+
+def asin_gap(num, r, gap, out=None):
+    """``arcsin(num/r)`` with ``gap = r² − num²`` given cancellation-free (:class:`nnft.functions.AsinGap`).
+
+    For ``|t| = |num|/r > 1/2``: ``sign(t)(π/2 − 2 arcsin(√(u/2)))`` with ``u = 1 − |t| = gap/(r(r + |num|))``,
+    accurate to eps as |t| → 1; ``arcsin`` of the clipped ratio elsewhere.
+    """
+    n = np.asarray(num, dtype=np.float64)
+    rr = np.asarray(r, dtype=np.float64)
+    g = np.asarray(gap, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        t = np.clip(n / rr, -1.0, 1.0)
+        u = np.clip(np.maximum(g, 0.0) / (rr * (rr + np.abs(n))), 0.0, 1.0)
+        near = np.sign(t) * (0.5 * np.pi - 2.0 * np.arcsin(np.sqrt(0.5 * u)))
+        res = np.where(np.abs(t) > 0.5, near, np.arcsin(t))
+    if out is not None:
+        out[...] = res
+        return out
+    return res if res.ndim else float(res)
 
 
 def sqrt_pos(x, out=None):

@@ -6,8 +6,8 @@ import math
 
 import numba
 
-__all__ = ["acos_clip_s", "angle_from_gap_s", "arc1_s", "arc1_gap_s", "asin_clip_s", "corr_s", "geomean_s",
-           "count_near_all", "count_near_masked", "heaviside_s", "sigmoid_s", "sign_s", "sin_minus_tcos_s",
+__all__ = ["acos_clip_s", "angle_from_gap_s", "arc1_s", "arc1_gap_s", "asin_clip_s", "asin_gap_s", "corr_s",
+           "geomean_s", "count_near_all", "count_near_masked", "heaviside_s", "sigmoid_s", "sign_s", "sin_minus_tcos_s",
            "softplus_s", "sqrt_pos_s"]
 
 # asin(s)/s as a polynomial in t = s² on [0, 1/4] (degree 12, Chebyshev fit in 40-digit arithmetic,
@@ -98,6 +98,17 @@ def acos_clip_s(x: float) -> float:
 def asin_clip_s(x: float) -> float:
     """``arcsin`` of ``x`` clipped into [-1, 1]."""
     return _asin(min(1.0, max(-1.0, x)))
+
+
+@numba.njit(cache=True)
+def asin_gap_s(num: float, r: float, gap: float) -> float:
+    """``arcsin(num/r)`` with the gap ``r² − num²`` (see :func:`nnft.runtime.asin_gap`)."""
+    t = min(1.0, max(-1.0, num / r))
+    if abs(t) <= 0.5:
+        return math.asin(t)
+    u = min(1.0, max(0.0, gap / (r * (r + abs(num)))))
+    v = 0.5 * math.pi - 2.0 * math.asin(math.sqrt(0.5 * u))
+    return v if t > 0 else -v
 
 
 _SMT = tuple((-1) ** (k + 1) * 2 * k / math.factorial(2 * k + 1) for k in range(8, 0, -1))

@@ -1,7 +1,7 @@
 """The report's sections: each builder takes the run context and returns a :class:`Section`.
 
-``SECTIONS`` lists the builders in report order. A capability that lands later (criticality,
-finite-width vertices, NTK statistics, EFT couplings) replaces its ``planned`` placeholder by a
+``SECTIONS`` lists the builders in report order. A capability that lands later (NTK statistics,
+EFT couplings) replaces its ``planned`` placeholder by a
 builder in a file of its own and an entry here.
 """
 
@@ -17,6 +17,7 @@ from nnft.errors import NTKUndefinedError
 from nnft.network import MLP
 from nnft.report import figures
 from nnft.report.config import ReportConfig
+from nnft.report.criticality_section import criticality_section
 from nnft.report.document import Figure, Math, Section, Table, Text
 from nnft.report.finite_width_section import finite_width
 
@@ -183,8 +184,7 @@ def _planned(key: str, title: str, what: str) -> Callable[[Context], Section]:
 SECTIONS: list[Callable[[Context], Section]] = [
     network,
     maps,
-    _planned("criticality", "Criticality", "fixed points K*, susceptibilities χ∥ and χ⊥, universality class, ν "
-             "and where (C_b, C_W) sit on the phase diagram"),
+    criticality_section,
     kernels,
     finite_width,
     montecarlo,
