@@ -311,3 +311,15 @@ def test_bad_arguments():
         phase_grid("tanh", [1.0, -1.0], [0.0])
     with pytest.raises(InputError, match="jumps"):
         phase_diagram("sign")
+
+
+@pytest.mark.slow
+def test_half_stable_asymptotics_by_iteration_to_depth_200000():
+    """gelu far beyond its crossover depth: ℓ(K_ℓ − K*) → c = −1/f₂ and d(V/K²)/dℓ → ν = C_W²F/(5K*²) (slowly, ~1/ℓ)."""
+    cp = _one("gelu")
+    L = 200_000
+    Ks, Vs, _ = ref.nu_by_iteration("gelu", cp.C_b, cp.C_W, cp.K_star * 1.2, L)
+    assert L * (Ks[-1] - cp.K_star) == pytest.approx(float(cp.depth.c), rel=0.2)
+    slope = (Vs[-1] / Ks[-1] ** 2 - Vs[L // 2 - 1] / Ks[L // 2 - 1] ** 2) / (L - L // 2)
+    assert slope == pytest.approx(cp.nu, rel=0.06)
+    assert abs(slope - cp.nu) < abs(slope - cp.coefficients["nu_preasymptotic"]) / 20

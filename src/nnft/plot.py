@@ -41,7 +41,7 @@ def phase_diagram(act, *, C_W=(0.25, 3.0), C_b=(0.0, 0.6), resolution: int = 121
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.log(grid["chi_perp"])
     z = np.where(np.isfinite(z), z, np.nan)
-    lim = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+    lim = min(1.5, float(np.nanmax(np.abs(z)))) if np.isfinite(z).any() else 1.0
     im = ax.pcolormesh(cw, cb, z, cmap="RdBu_r", vmin=-lim, vmax=lim, shading="auto")
     fig.colorbar(im, ax=ax, label=r"$\ln \chi_\perp(K^*)$  (ordered < 0 < chaotic)")
     for line, style, label in ((pd.chi_perp_line, "k-", r"$\chi_\perp = 1$ (order–chaos)"),
@@ -55,7 +55,7 @@ def phase_diagram(act, *, C_W=(0.25, 3.0), C_b=(0.0, 0.6), resolution: int = 121
     ax.set_ylim(cb[0], cb[-1])
     ax.set_xlabel(r"$C_W$")
     ax.set_ylabel(r"$C_b$")
-    ax.set_title(f"phase diagram, σ = {pd.activation.name}")
+    ax.set_title(f"phase diagram, σ = {pd.activation.name} (white: no fixed point, K grows without bound)", fontsize=9)
     ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
     return fig
 
