@@ -323,3 +323,14 @@ def test_half_stable_asymptotics_by_iteration_to_depth_200000():
     slope = (Vs[-1] / Ks[-1] ** 2 - Vs[L // 2 - 1] / Ks[L // 2 - 1] ** 2) / (L - L // 2)
     assert slope == pytest.approx(cp.nu, rel=0.06)
     assert abs(slope - cp.nu) < abs(slope - cp.coefficients["nu_preasymptotic"]) / 20
+
+
+def test_user_sympy_expression():
+    """A user's σ = 2 tanh(z/2) (sympy): K* = 0 class with a₁ = 3·2σ₁σ₃/σ₁² = −1/2 (σ₃ = −1/12), C_W = 1, ν = 2/3."""
+    from nnft.activations import z
+
+    cp = _one(nnft.activation(2 * sp.tanh(z / 2)))
+    assert cp.universality_class == K_STAR_ZERO and cp.C_W == 1.0
+    assert cp.coefficients["a1"] == sp.Rational(-1, 2) and cp.nu_exact == sp.Rational(2, 3)
+    text = _one("2*tanh(z/2)")
+    assert text.coefficients["a1"] == sp.Rational(-1, 2)

@@ -23,6 +23,7 @@ recursion at depth 100 and beyond.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import sympy as sp
 
@@ -45,6 +46,7 @@ class DepthBehaviour:
     nu: sp.Expr
 
 
+@lru_cache(maxsize=256)
 def derive_depth_behaviour(f2, F_coeffs, K_star) -> DepthBehaviour:
     """Solve the one-input K and V recursions at large depth by matching the ansatz order by order in 1/ℓ.
 
@@ -103,6 +105,7 @@ class KStarZeroData:
     F2: sp.Expr
 
 
+@lru_cache(maxsize=256)
 def k_star_zero_data(act: Activation) -> KStarZeroData | None:
     """``a₁, b₁`` of ``f(K) = K + a₁K² + …``, ``χ_⊥ = 1 + b₁K + …`` at ``C_b = 0, C_W = 1/σ'(0)²``; None if σ(0) ≠ 0."""
     s = unsafe(act.expr)
@@ -131,6 +134,7 @@ class ScaleInvariantData:
     F: sp.Expr  # C_W²(⟨σ⁴⟩ − g²) at C_W = 1/A₂, in K_aa
 
 
+@lru_cache(maxsize=256)
 def scale_invariant_data(act: Activation) -> ScaleInvariantData | None:
     """The scale-invariant constants of ``act`` (engine closed forms); None unless σ is degree-1 homogeneous."""
     if act.homogeneity != 1:
