@@ -194,7 +194,10 @@ class Cumulants:
 
     ``G = K + K1/n`` (P, P); ``four_point_same[a1..a4] = (V_{(12)(34)} + V_{(13)(24)} + V_{(14)(23)})/n`` and
     ``four_point_cross[a1..a4] = V_{(12)(34)}/n`` (P, P, P, P), with ``n = n_{ℓ-1}``; ``K``, ``K1``, ``V`` the
-    coefficients. ``zscores(mc)`` compares with a :class:`nnft.montecarlo.MonteCarloResult` (same x, layer).
+    coefficients. The NTK entries ``ntk_mean``, ``ntk_var``, ``ntk_cov_cross``, ``ntk_offdiag`` and
+    ``ntk_preact_same/cross/offdiag`` (and ``.ntk``, the :class:`nnft.ntk_finite_width.NTKStatistics` with Θ1, A, B,
+    D, F) are computed on first use. ``zscores(mc)`` compares with a :class:`nnft.montecarlo.MonteCarloResult`
+    (same x, layer), the NTK entries too when the run estimated them (``statistics=("ntk", ...)``).
     """
 
     layer: int
@@ -203,6 +206,25 @@ class Cumulants:
     K1: np.ndarray
     V: np.ndarray
     order: int = 1
+    source: tuple | None = field(default=None, repr=False)  # (network truncated at this layer, inputs)
+    _ntk: object = field(default=None, repr=False)
+
+    @property
+    def ntk(self):
+        """The order-1/n NTK statistics of this layer (:func:`nnft.ntk_finite_width.ntk_statistics`, cached)."""
+        if self._ntk is None:
+            if self.source is None:
+                raise InputError("these cumulants carry no network; use net.ntk_statistics(x)")
+            from nnft.ntk_finite_width import ntk_statistics
+
+            net, x = self.source
+            self._ntk = ntk_statistics(net, x)
+        return self._ntk
+
+    def __getattr__(self, name: str):
+        if name.startswith("ntk_"):
+            return getattr(self.ntk, name)
+        raise AttributeError(name)
 
     @property
     def G(self) -> np.ndarray:
@@ -227,6 +249,8 @@ class Cumulants:
             except (AttributeError, KeyError):
                 continue
             out[name] = s.zscore(getattr(self, name))
+        if self.layer >= 2 and "ntk_mean" in getattr(stats, "keys", lambda: ())():
+            out.update(self.ntk.zscores(stats))
         return out
 
     def __repr__(self) -> str:
@@ -265,13 +289,15 @@ def cumulants(net: MLP, x, order: int = 1, *, layer: int | None = None) -> Cumul
         return Cumulants(layer=1, n=1, K=K, K1=np.zeros((P, P)), V=np.zeros((P, P, P, P)))
     sub = net if ell == net.depth else _truncate(net, ell)
     inv, Ks, _, _, V, K1 = _run(sub, x, keep_all=False)
-    return Cumulants(layer=ell, n=int(n), K=_expand2(Ks[-1], inv), K1=_expand2(K1, inv), V=_expand4(V, inv))
+    return Cumulants(layer=ell, n=int(n), K=_expand2(Ks[-1], inv), K1=_expand2(K1, inv), V=_expand4(V, inv),
+                     source=(sub, x))
 
 
 def _truncate(net: MLP, ell: int) -> MLP:
     """The first ``ell`` layers of ``net`` as a network of depth ell (its output layer is ℓ)."""
     return MLP(net.activation, depth=ell, width=list(net.widths[: ell - 1]), C_b=list(net.C_b[:ell]),
-               C_W=list(net.C_W[:ell]), n_out=(net.widths[ell - 1] if ell - 1 < len(net.widths) else net.n_out))
+               C_W=list(net.C_W[:ell]), lambda_b=list(net.lambda_b[:ell]), lambda_W=list(net.lambda_W[:ell]),
+               n_out=(net.widths[ell - 1] if ell - 1 < len(net.widths) else net.n_out))
 
 
 def _dask_vertex(net: MLP, x: np.ndarray, chunks: int):

@@ -201,6 +201,16 @@ class MLP:
 
         return nlo_metric(self, x, layers=layers)
 
+    def ntk_statistics(self, x, *, layers: str = "last"):
+        """The NTK at order 1/n: Θ1 (P, P) and A, B, D, F (P, P, P, P) of the output layer (``layers="all"``: all).
+
+        ``E[Θ̂_{ii;ab}] = Θ + Θ1/n``; A, B the NTK fluctuations, D, F its correlation with the preactivations, in
+        the layouts of :mod:`nnft.ntk_finite_width` (PDLT ch. 8, ``n = n_{L-1}``).
+        """
+        from nnft.ntk_finite_width import ntk_statistics
+
+        return ntk_statistics(self, x, layers=layers)
+
     def cumulants(self, x, order: int = 1, *, layer: int | None = None):
         """G and the connected four-point functions at order 1/n, laid out like ``nnft.montecarlo.estimate``."""
         from nnft.finite_width import cumulants
@@ -244,13 +254,19 @@ class MLP:
 
     # ------------------------------------------------------------------ symbolic
     def recursion(self, name: str = "nngp"):
-        """A symbolic recursion with ``.latex()`` and Jupyter display: ``"nngp"``, ``"ntk"``, ``"V"`` or ``"K1"``.
+        """A symbolic recursion with ``.latex()`` and Jupyter display.
 
-        ``"nngp"``/``"ntk"`` give the one-layer map; ``"V"`` (four-point vertex) and ``"K1"`` (NLO metric) a
+        ``"nngp"``/``"ntk"`` give the one-layer map; ``"V"`` (four-point vertex), ``"K1"`` (NLO metric),
+        ``"ntk_var"`` (A, B), ``"ntk_preact"`` (D, F) and ``"ntk_mean_correction"`` (Θ1) a
         :class:`nnft.recursions.pattern.PatternRecursion` with one equation per coincidence pattern of the
-        sample indices (``.single`` is the one-input equation).
+        sample indices (``.single`` is the one-input equation of the first object).
         """
         from nnft.recursions import one_layer_map
+
+        if name in ("ntk_var", "ntk_preact", "ntk_mean_correction"):
+            from nnft.recursions.ntk_fluctuation import ntk_recursion
+
+            return ntk_recursion(self.activation, name)
 
         if name in ("V", "K1"):
             from nnft.recursions.finite_width_plan import _check

@@ -17,10 +17,14 @@ from nnft.numeric.mc_plan import _Plan
 from nnft.numeric.mc_sixpoint import _SIX_TERMS, SIX_POINT_PATTERNS, _mono_name
 
 
-def _u2(Ta: np.ndarray, Taa: np.ndarray, N: float) -> np.ndarray:
-    """U-statistic of G_{12} G_{34} over distinct networks: (Σa ⊗ Σa − Σ a⊗a) / N(N−1)."""
+def _u2(Ta: np.ndarray, Taa: np.ndarray, N: float, Tb: np.ndarray | None = None) -> np.ndarray:
+    """U-statistic of G_{12} G_{34} over distinct networks: (Σa ⊗ Σa − Σ a⊗a) / N(N−1).
+
+    With ``Tb`` (and ``Taa`` = Σ a⊗b), the mixed product E[a]_{12} E[b]_{34}: (Σa ⊗ Σb − Σ a⊗b) / N(N−1).
+    """
     P = Ta.shape[0]
-    outer = (Ta.reshape(-1)[:, None] * Ta.reshape(-1)[None, :]).reshape(P, P, P, P)
+    Tb = Ta if Tb is None else Tb
+    outer = (Ta.reshape(-1)[:, None] * Tb.reshape(-1)[None, :]).reshape(P, P, P, P)
     return (outer - Taa) / (N * (N - 1))
 
 
@@ -72,6 +76,14 @@ def _estimators(T: dict[str, np.ndarray], plan: _Plan) -> dict[int, dict[str, np
             if m >= 2:
                 res["ntk_cov_cross"] = (m * m * Ttt - m * Ts) / (m * (m - 1)) / N - U
                 res["ntk_offdiag"] = T[f"{L}:ntk:toff"] / N
+            # kernel-preactivation correlations E[ΔΘ̂_{i1i2;ab} z_{i3;c} z_{i4;d}]: the product of means
+            # E[Θ̂_{ii;ab}] E[z_{k;c} z_{k;d}] is a U-statistic of t and a over distinct networks
+            Tta, Tzs = T[f"{L}:ntk:ta"], T[f"{L}:ntk:tzsame"]
+            Uz = _u2(Tt, Tta, N, T[f"{L}:ntk:a"])
+            res["ntk_preact_same"] = Tzs / N - Uz
+            if m >= 2:
+                res["ntk_preact_cross"] = (m * m * Tta - m * Tzs) / (m * (m - 1)) / N - Uz
+                res["ntk_preact_offdiag"] = T[f"{L}:ntk:tzoff"] / N  # E[Θ̂_{ik}] = 0 for i ≠ k
     return out
 
 

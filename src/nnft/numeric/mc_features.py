@@ -2,8 +2,9 @@
 
 Each network contributes neuron averages (``a = zᵀz/m``, ``b = Σ_i z_i⊗z_i⊗z_i⊗z_i/m``, their products,
 distinct-neuron moment features for the six-point function, and the NTK counterparts ``t``, ``tt``,
-``tsame``, ``toff``). :func:`_run_group` draws the networks of one group from its own seeded stream and
-sums every feature sequentially in network order, so the sums do not depend on the batch size.
+``tsame``, ``toff`` with the kernel-preactivation features ``a``, ``ta``, ``tzsame``, ``tzoff``).
+:func:`_run_group` draws the networks of one group from its own seeded stream and sums every feature
+sequentially in network order, so the sums do not depend on the batch size.
 """
 
 from __future__ import annotations
@@ -49,23 +50,43 @@ def _layer_features(plan: _Plan, z: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def _ntk_features(theta: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-network NTK statistics from Θ̂ (B, m, m, P, P): diagonal mean, its square, same- and off-diagonal."""
+def _ntk_features(theta: np.ndarray, z: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-network NTK statistics from Θ̂ (B, m, m, P, P) and the output preactivations z (B, m, P).
+
+    Kernel-kernel features: ``t`` = mean_i Θ̂_ii, ``tt`` = t⊗t, ``tsame`` = mean_i Θ̂_ii⊗Θ̂_ii and (m ≥ 2)
+    ``toff`` = mean_{i≠j} Θ̂_ij⊗Θ̂_ij. Kernel-preactivation features, all (B, P, P, P, P) indexed
+    [a, b, c, d] = (Θ̂ indices, z indices): ``a`` = zᵀz/m, ``ta`` = t⊗a, ``tzsame`` = mean_i Θ̂_{ii;ab} z_{i;c}
+    z_{i;d} and (m ≥ 2) ``tzoff`` = mean_{i≠k} Θ̂_{ik;ab} z_{i;c} z_{k;d}. The distinct-neuron average
+    mean_{i≠k} Θ̂_{ii;ab} z_{k;c} z_{k;d} = (m² ta − m tzsame)/(m(m−1)) follows from these in the estimator.
+    """
     B, m, _, P, _ = theta.shape
     diag = theta[:, np.arange(m), np.arange(m)]  # (B, m, P, P)
     t = diag.mean(axis=1)
     tf = t.reshape(B, P * P)
     df = diag.reshape(B, m, P * P)
+    a = np.matmul(np.swapaxes(z, 1, 2), z) / m  # (B, P, P)
+    af = a.reshape(B, P * P)
+    z2 = (z[:, :, :, None] * z[:, :, None, :]).reshape(B, m, P * P)  # z_{i;c} z_{i;d}
+    tzsame = np.matmul(np.swapaxes(df, 1, 2), z2)  # Σ_i Θ̂_{ii;ab} z_{i;c} z_{i;d}, (B, P², P²)
     out = {
         "t": t,
         "tt": (tf[:, :, None] * tf[:, None, :]).reshape(B, P, P, P, P),
         "tsame": (np.matmul(np.swapaxes(df, 1, 2), df) / m).reshape(B, P, P, P, P),
+        "a": a,
+        "ta": (tf[:, :, None] * af[:, None, :]).reshape(B, P, P, P, P),
+        "tzsame": (tzsame / m).reshape(B, P, P, P, P),
     }
     if m >= 2:
         full = theta.reshape(B, m * m, P * P)
         allsq = np.matmul(np.swapaxes(full, 1, 2), full)  # Σ_{ij} Θ_ij ⊗ Θ_ij
         diagsq = np.matmul(np.swapaxes(df, 1, 2), df)
         out["toff"] = ((allsq - diagsq) / (m * (m - 1))).reshape(B, P, P, P, P)
+        # Σ_{i,k} Θ̂_{ik;ab} z_{i;c} z_{k;d}: contract k, then i, by two batched matrix products
+        th = np.transpose(theta, (0, 1, 3, 4, 2)).reshape(B, m * P * P, m)  # [i, a, b | k]
+        y = np.matmul(th, z).reshape(B, m, P * P * P)  # [i | a, b, d]
+        allz = np.matmul(np.swapaxes(z, 1, 2), y).reshape(B, P, P, P, P)  # [c, a, b, d]
+        allz = np.transpose(allz, (0, 2, 3, 1, 4)).reshape(B, P * P, P * P)  # [a, b, c, d]
+        out["tzoff"] = ((allz - tzsame) / (m * (m - 1))).reshape(B, P, P, P, P)
     return out
 
 
@@ -79,7 +100,7 @@ def _batch_features(plan: _Plan, eps: np.ndarray, sigma, dsigma) -> dict[str, np
             for k, v in _layer_features(plan, zs[ell]).items():
                 feats[f"{ell}:{k}"] = v
         if theta is not None:
-            for k, v in _ntk_features(theta).items():
+            for k, v in _ntk_features(theta, zs[plan.depth]).items():
                 feats[f"{plan.depth}:ntk:{k}"] = v
     return feats
 

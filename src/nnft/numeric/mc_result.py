@@ -118,6 +118,9 @@ _DESCRIPTIONS = {
     "ntk_var": "empirical NTK covariance Cov(Θ̂_{ii;α1α2}, Θ̂_{ii;α3α4})",
     "ntk_cov_cross": "empirical NTK covariance Cov(Θ̂_{ii;α1α2}, Θ̂_{jj;α3α4}), i≠j",
     "ntk_offdiag": "empirical NTK off-diagonal E[Θ̂_{ij;α1α2} Θ̂_{ij;α3α4}], i≠j",
+    "ntk_preact_same": "NTK-preactivation correlation E[ΔΘ̂_{ii;α1α2} z_{i;α3} z_{i;α4}] (same neuron)",
+    "ntk_preact_cross": "NTK-preactivation correlation E[ΔΘ̂_{ii;α1α2} z_{k;α3} z_{k;α4}], i≠k (≈ D/n)",
+    "ntk_preact_offdiag": "NTK-preactivation correlation E[Θ̂_{ik;α1α2} z_{i;α3} z_{k;α4}], i≠k (≈ F_{α1α3α2α4}/n)",
 }
 
 
@@ -177,7 +180,8 @@ class MonteCarloResult:
     """Estimates from one Monte Carlo run; attributes are :class:`Statistic` objects of the default layer.
 
     ``result.G``, ``result.four_point_same``, ``result.four_point_cross``, ``result.six_point``,
-    ``result.ntk_mean``, ``result.ntk_var`` (``ntk_cov_cross``, ``ntk_offdiag``) refer to ``result.layer``
+    ``result.ntk_mean``, ``result.ntk_var`` (``ntk_cov_cross``, ``ntk_offdiag``, ``ntk_preact_same``,
+    ``ntk_preact_cross``, ``ntk_preact_offdiag``) refer to ``result.layer``
     (the last requested layer); ``result.at(ℓ)`` gives the statistics of another requested layer as a
     :class:`LayerStatistics` (``result.at(1).G``; ``result.at(1)["G"]`` works too). ``samples``, ``seed``,
     ``sampler``, ``groups`` record how the numbers were made.

@@ -100,9 +100,16 @@ def _sizes(gh: tuple[bool, ...], idx: tuple[int, ...]) -> tuple[tuple[str, int],
     return tuple(out)
 
 
-def _evaluate(sigma: Callable[[Array], Array], L: Array, powers: tuple[int, ...],
+def _fn(sigma, i: int) -> Callable[[Array], Array]:
+    """The function of variable i: ``sigma`` itself, or ``sigma[i]`` when one callable per variable is given."""
+    return sigma[i] if isinstance(sigma, tuple) else sigma
+
+
+def _evaluate(sigma, L: Array, powers: tuple[int, ...],
               rules: tuple[tuple[str, int], ...]) -> Array:
-    """Σ_nodes w Π_i σ(z_i)^{c_i} for a batch of Cholesky factors L (B, k, k) on one tensor rule."""
+    """Σ_nodes w Π_i σ_i(z_i)^{c_i} for a batch of Cholesky factors L (B, k, k) on one tensor rule.
+
+    ``sigma`` is one callable for all variables or a tuple with one callable per variable."""
     B, k, _ = L.shape
     xs = [_rule(*r) for r in rules]
     sizes = [x.size for x, _ in xs]
@@ -122,7 +129,7 @@ def _evaluate(sigma: Callable[[Array], Array], L: Array, powers: tuple[int, ...]
                     shape[m + 1] = sizes[m]
                     z = z + Lc[:, i, m].reshape([b] + [1] * (i + 1)) * xs[m][0].reshape(
                         [1] * (m + 1) + [sizes[m]] + [1] * (i - m))
-                v = np.asarray(sigma(z), dtype=np.float64)
+                v = np.asarray(_fn(sigma, i)(z), dtype=np.float64)
                 vals.append(v ** powers[i] if powers[i] != 1 else v)
             acc = vals[k - 1]
             for i in range(k - 1, -1, -1):
@@ -152,13 +159,13 @@ def _cholesky(S: Array) -> Array:
     return L
 
 
-def _scale(sigma: Callable[[Array], Array], S: Array, powers: tuple[int, ...]) -> Array:
+def _scale(sigma, S: Array, powers: tuple[int, ...]) -> Array:
     """Π_i ⟨σ(z_i)^{2c_i}⟩^{1/2} per entry (a bound on |⟨Π σ^c⟩| by Hölder-type reasoning, the accuracy scale)."""
     x, w = _rule("tr", 121)
     out = np.ones(S.shape[0])
     with np.errstate(all="ignore"):
         for i, c in enumerate(powers):
-            v = np.asarray(sigma(np.sqrt(S[:, i, i])[:, None] * x), dtype=np.float64)
+            v = np.asarray(_fn(sigma, i)(np.sqrt(S[:, i, i])[:, None] * x), dtype=np.float64)
             out *= np.sqrt(np.abs((v ** (2 * c)) @ w)) + 1e-300
     return out
 
@@ -344,9 +351,12 @@ def _pair_moments(sigma, S: Array, powers: tuple[int, ...], tol: float, scale: A
     return out, done
 
 
-def gaussian_moments(sigma: Callable[[Array], Array], S: Array, powers: tuple[int, ...], *,
+def gaussian_moments(sigma, S: Array, powers: tuple[int, ...], *,
                      tol: float = DEFAULT_TOL, method: str = "pairs") -> Array:
     """``⟨Π_i σ(z_i)^{c_i}⟩`` for z ~ N(0, S[b]) for a batch S of shape (B, k, k) (k ≤ 4), accuracy ``tol``.
+
+    ``sigma`` is one vectorised callable, or a tuple of k callables ``(σ_1, …, σ_k)`` for the mixed moments
+    ``⟨Π_i σ_i(z_i)^{c_i}⟩`` (e.g. σ and σ' for the NTK statistics; always sequential conditioning).
 
     Sequential conditioning with per-direction Gauss–Hermite / trapezoid rules (module docstring); σ must
     be smooth (for kinked σ use exact forms, e.g. :mod:`nnft.numeric.orthant_moments` for relu-type σ).
@@ -357,7 +367,7 @@ def gaussian_moments(sigma: Callable[[Array], Array], S: Array, powers: tuple[in
     if B == 0:
         return out
     scale = _scale(sigma, S, powers)
-    if method == "pairs" and k >= 2:
+    if method == "pairs" and k >= 2 and not isinstance(sigma, tuple):
         vals, done = _pair_moments(sigma, S, powers, tol, scale)
         out[done] = vals[done]
         rest = np.flatnonzero(~done)

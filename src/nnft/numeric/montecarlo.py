@@ -11,7 +11,15 @@ estimates, at the requested layers,
 - the connected six-point function at one input, for the neuron patterns ``iiiiii``, ``iiiijj``, ``iijjkk``;
 - at the output layer, the empirical NTK ``Θ̂_{ij;αβ}``: its mean ``E[Θ̂_{ii;αβ}]`` and the covariances
   ``Cov(Θ̂_{ii;α1α2}, Θ̂_{ii;α3α4})`` (``ntk_var``), ``Cov(Θ̂_{ii;α1α2}, Θ̂_{jj;α3α4})`` (``ntk_cov_cross``)
-  and ``E[Θ̂_{ij;α1α2} Θ̂_{ij;α3α4}]`` (``ntk_offdiag``), i ≠ j.
+  and ``E[Θ̂_{ij;α1α2} Θ̂_{ij;α3α4}]`` (``ntk_offdiag``), i ≠ j; and the kernel-preactivation correlations
+  ``E[ΔΘ̂_{ii;α1α2} z_{i;α3} z_{i;α4}]`` (``ntk_preact_same``), ``E[ΔΘ̂_{ii;α1α2} z_{k;α3} z_{k;α4}]``
+  (``ntk_preact_cross``) and ``E[Θ̂_{ik;α1α2} z_{i;α3} z_{k;α4}]`` (``ntk_preact_offdiag``), i ≠ k, with
+  ``ΔΘ̂ = Θ̂ − E[Θ̂]``. At order 1/n (n = n_{L−1}; PDLT ch. 8)
+  ``E[ΔΘ̂_{i1i2;α1α2} z_{i3;α3} z_{i4;α4}] = (δ_{i1i2}δ_{i3i4} D_{α1α2α3α4} + δ_{i1i3}δ_{i2i4} F_{α1α3α2α4}
+  + δ_{i1i4}δ_{i2i3} F_{α1α4α2α3})/n``, so ``ntk_preact_cross ≈ D/n`` and ``ntk_preact_offdiag[a,b,c,d] ≈
+  F[a,c,b,d]/n``. Because the output-layer law is O(m)-invariant, at any width and exactly in expectation,
+  ``ntk_var = ntk_cov_cross + ntk_offdiag + ntk_offdiag.transpose(0,1,3,2)`` and
+  ``ntk_preact_same = ntk_preact_cross + ntk_preact_offdiag + ntk_preact_offdiag.transpose(0,1,3,2)``.
 
 Estimators. The network is the independent unit; its neurons are exchangeable but correlated. Each
 network contributes neuron averages (``a = zᵀz/m``, ``b = Σ_i z_i⊗z_i⊗z_i⊗z_i/m``, power sums for the
@@ -105,9 +113,11 @@ def estimate(
 
     Parameters: ``x`` of shape (P, n_0); ``layers`` 1-based layer indices (default: the output layer L);
     ``statistics`` any of ``"G"``, ``"four_point"``, ``"six_point"``, ``"ntk"`` (default: G, four_point,
-    six_point; ``"ntk"`` adds ntk_mean/ntk_var/ntk_cov_cross/ntk_offdiag of the output layer and needs the
-    explicit sampler); ``sampler`` ``"explicit"``, ``"conditional"`` or ``"auto"`` (conditional unless the NTK
-    is requested); ``batch_size`` networks per batched matrix product (default: about 32 MB of work);
+    six_point; ``"ntk"`` adds ntk_mean/ntk_var/ntk_cov_cross/ntk_offdiag and ntk_preact_same/ntk_preact_cross/
+    ntk_preact_offdiag of the output layer and needs the explicit sampler; the ``*_cross`` and ``*_offdiag``
+    ones need at least two output neurons and are omitted otherwise); ``sampler`` ``"explicit"``,
+    ``"conditional"`` or ``"auto"`` (conditional unless the NTK is requested); ``batch_size`` networks per
+    batched matrix product (default: about 32 MB of work);
     ``groups`` jackknife groups (= independent seeded chunks, = Dask tasks); ``backend`` ``"numpy"``
     (``workers`` threads, default all cores) or ``"dask"`` (``client``: a ``dask.distributed.Client``,
     default the current one). The result is bit-identical for a given (seed, samples, groups, sampler,
@@ -169,7 +179,7 @@ def estimate(
     if batch_size is None:
         per = proto.draws_per_network + 4 * sum(n[1:]) * P + 4 * P**4 * len(layers)
         if "ntk" in statistics:
-            per += 2 * P * P * n[-1] * max(n[1:]) + n[-1] ** 2 * P * P
+            per += 2 * P * P * n[-1] * max(n[1:]) + 2 * n[-1] ** 2 * P * P + n[-1] * P**3 + 7 * P**4
         batch_size = int(max(1, min(max(sizes), _TARGET_DOUBLES_PER_BATCH // max(per, 1))))
     plan = _Plan(**{**proto.__dict__, "batch_size": batch_size})
     _check_mc_memory(plan, workers, per_network=proto.draws_per_network + 4 * sum(n[1:]) * P)
@@ -248,8 +258,8 @@ def _check_mc_memory(plan: _Plan, workers: int | None, per_network: int) -> None
         feats += n2 + (2 * n4 if "four_point" in plan.stats else 0) + (64 if "six_point" in plan.stats else 0)
         ests += n2 + (2 * n4 if "four_point" in plan.stats else 0) + (3 if "six_point" in plan.stats else 0)
     if "ntk" in plan.stats:
-        feats += n2 + 3 * n4
-        ests += n2 + 3 * n4
+        feats += 2 * n2 + 6 * n4
+        ests += n2 + 6 * n4
     largest = n4 if ("four_point" in plan.stats or "ntk" in plan.stats) else n2
     threads = min(n_cores() if workers is None else max(int(workers), 1), plan.groups)
     batch = plan.batch_size * (per_network + feats)
@@ -274,7 +284,8 @@ def _check_overflow(full: dict, errs: dict, plan: _Plan, net: MLP) -> None:
         for name, val in vals.items():
             val = np.asarray(val, dtype=np.float64)
             mask = np.ones(val.shape, dtype=bool)
-            if name in ("four_point_cross", "ntk_cov_cross", "ntk_offdiag") and m < 2:
+            if name in ("four_point_cross", "ntk_cov_cross", "ntk_offdiag", "ntk_preact_cross",
+                        "ntk_preact_offdiag") and m < 2:
                 continue
             if name == "six_point":
                 if S < 3:

@@ -55,7 +55,7 @@ import numpy as np
 
 from nnft.errors import InputError
 
-__all__ = ["piecewise_linear_moments", "relu_moments"]
+__all__ = ["piecewise_linear_mixed_moments", "piecewise_linear_moments", "relu_moments"]
 
 #: Largest total power supported (the recursion is general; the tests cover every composition up to this).
 MAX_DEGREE = 4
@@ -412,4 +412,63 @@ def piecewise_linear_moments(Sigma: np.ndarray, left: float, right: float, power
         c = coef + coef_neg
         if c != 0.0:
             total = total + c * _relu_core(S * s[:, None] * s[None, :], q)
+    return total
+
+
+def _truncated_core(S: np.ndarray, p: tuple[int, ...]) -> np.ndarray:
+    """E[Π_i z_i^{p_i} 1[z_i > 0]] (every variable truncated, p_i ≥ 0) on validated input."""
+    B, k = S.shape[0], len(p)
+    if B == 0:
+        return np.ones(B)
+    d = np.diagonal(S, axis1=1, axis2=2)
+    zero = d <= 0.0  # z_i ≡ 0: 1[z_i > 0] = 0 almost surely
+    sd = np.sqrt(np.where(zero, 1.0, d))
+    R = S / (sd[:, :, None] * sd[:, None, :])
+    eye = np.eye(k, dtype=bool)
+    R = np.where(zero[:, :, None] | zero[:, None, :], eye, np.clip(R, -1.0, 1.0))
+    R[:, eye] = 1.0
+    scale = np.prod(sd ** np.asarray(p, dtype=np.float64), axis=1)
+    out = np.empty(B)
+    with np.errstate(all="ignore"):
+        for lo in range(0, B, _CHUNK):
+            out[lo:lo + _CHUNK] = _Batch(R[lo:lo + _CHUNK]).value(tuple(range(k)), (), p)
+    return np.where(zero.any(axis=1), 0.0, out * scale)
+
+
+def piecewise_linear_mixed_moments(Sigma: np.ndarray, left: float, right: float, powers: tuple[int, ...],
+                                   dpowers: tuple[int, ...]) -> np.ndarray:
+    """Exact E[Π_i σ(z_i)^{p_i} σ'(z_i)^{q_i}] for σ(z) = right·z (z > 0), left·z (z < 0), z ~ N(0, Sigma[b]).
+
+    The NTK statistics need averages of σ and of its step derivative σ' together. On the orthant with signs
+    ``s``, ``σ(z_i) = c_{s_i} z_i`` and ``σ'(z_i) = c_{s_i}`` (``c_+ = right``, ``c_− = left``), and
+    ``z_i^{p} = s_i^{p} (s_i z_i)^{p}``, so the moment is ``Σ_s Π_i c_{s_i}^{p_i+q_i} s_i^{p_i}
+    E[Π_i (s_i z_i)^{p_i} 1[s_i z_i > 0]]``: truncated moments of ``D_s Σ D_s`` by the Stein recursion of this
+    module, which ends in orthant probabilities (degree ``Σ p_i ≤ 4``). ``s`` and ``−s`` give the same
+    truncated moment, so half the patterns are evaluated. Variables with ``p_i = q_i = 0`` are dropped.
+    """
+    p = tuple(int(v) for v in powers)
+    q = tuple(int(v) for v in dpowers)
+    if len(p) != len(q) or min(p + q, default=0) < 0 or sum(p) > MAX_DEGREE or len(p) > MAX_VARS:
+        raise InputError(f"powers {powers!r} and dpowers {dpowers!r} must be nonnegative, of equal length ≤ "
+                         f"{MAX_VARS}, with sum(powers) ≤ {MAX_DEGREE}")
+    S = _check_sigma(Sigma, len(p))
+    left, right = float(left), float(right)
+    keep = [i for i in range(len(p)) if p[i] + q[i] > 0]
+    if not keep or S.shape[0] == 0:
+        return np.ones(S.shape[0])
+    S = S[:, keep][:, :, keep]
+    p = tuple(p[i] for i in keep)
+    q = tuple(q[i] for i in keep)
+    k = len(p)
+    total = np.zeros(S.shape[0])
+    for rest in range(2 ** (k - 1)):
+        s = np.array([1.0] + [(-1.0 if (rest >> b) & 1 else 1.0) for b in range(k - 1)])
+        c = 0.0
+        for sign in (1.0, -1.0):
+            term = 1.0
+            for si, pi, qi in zip(sign * s, p, q, strict=True):
+                term *= (right if si > 0 else left) ** (pi + qi) * si**pi
+            c += term
+        if c != 0.0:
+            total = total + c * _truncated_core(S * s[:, None] * s[None, :], p)
     return total
