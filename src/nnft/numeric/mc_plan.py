@@ -17,7 +17,8 @@ from nnft.numeric.mc_result import MonteCarloError
 
 __all__ = ["STATISTICS"]
 
-#: Statistic families that can be requested (``statistics=``); ``"ntk"`` yields the four ntk_* results.
+#: Statistic families that can be requested (``statistics=``); ``"ntk"`` yields the seven ntk_* results
+#: (mean, var, cov_cross, offdiag, preact_same, preact_cross, preact_offdiag).
 STATISTICS = ("G", "four_point", "six_point", "ntk")
 
 

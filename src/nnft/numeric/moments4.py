@@ -248,20 +248,22 @@ def _pair_evaluate(sigma, P: Array, Q: Array, rho: Array, pX: tuple[int, ...], p
     ru = [_slot_rule(i) for i in iu]
     rv = [_slot_rule(i) for i in iv]
 
-    def values(M, rules, powers):
+    sX, sY = sigma if isinstance(sigma, list) else (sigma, sigma)
+
+    def values(M, rules, powers, fns):
         out = None
         with np.errstate(all="ignore"):
             for c, pw in enumerate(powers):
                 zc = (M[:, c, 1, None, None] * rules[1][0][None, None, :]
                       + M[:, c, 0, None, None] * rules[0][0][None, :, None])
-                v = np.asarray(sigma(zc), dtype=np.float64)
+                v = np.asarray(_fn(fns, c)(zc), dtype=np.float64)
                 if pw != 1:
                     v = v ** pw
                 out = np.array(np.broadcast_to(v, zc.shape)) if out is None else np.multiply(out, v, out=out)
         return out
 
-    F = values(P, ru, pX)
-    G = values(Q, rv, pY)
+    F = values(P, ru, pX, sX)
+    G = values(Q, rv, pY, sY)
     W = []
     for i in range(2):
         xu, wu, _ = ru[i]
@@ -317,6 +319,8 @@ def _pair_moments(sigma, S: Array, powers: tuple[int, ...], tol: float, scale: A
     B = S.shape[0]
     X, Y = _groups(powers)
     pX, pY = tuple(powers[i] for i in X), tuple(powers[i] for i in Y)
+    if isinstance(sigma, tuple):  # one function per variable: split them like the variables ([X's, Y's])
+        sigma = [tuple(sigma[i] for i in X), tuple(sigma[i] for i in Y)]
     P, Q, rho = _canonical(S, X, Y)
     iu, iv = _pair_sizes(P, Q, rho)
     # the model's level is the fine rule; every present grid of an entry gets the entry's largest level, so that
@@ -356,7 +360,7 @@ def gaussian_moments(sigma, S: Array, powers: tuple[int, ...], *,
     """``⟨Π_i σ(z_i)^{c_i}⟩`` for z ~ N(0, S[b]) for a batch S of shape (B, k, k) (k ≤ 4), accuracy ``tol``.
 
     ``sigma`` is one vectorised callable, or a tuple of k callables ``(σ_1, …, σ_k)`` for the mixed moments
-    ``⟨Π_i σ_i(z_i)^{c_i}⟩`` (e.g. σ and σ' for the NTK statistics; always sequential conditioning).
+    ``⟨Π_i σ_i(z_i)^{c_i}⟩`` (e.g. σ and σ' for the NTK statistics).
 
     Sequential conditioning with per-direction Gauss–Hermite / trapezoid rules (module docstring); σ must
     be smooth (for kinked σ use exact forms, e.g. :mod:`nnft.numeric.orthant_moments` for relu-type σ).
@@ -367,7 +371,7 @@ def gaussian_moments(sigma, S: Array, powers: tuple[int, ...], *,
     if B == 0:
         return out
     scale = _scale(sigma, S, powers)
-    if method == "pairs" and k >= 2 and not isinstance(sigma, tuple):
+    if method == "pairs" and k >= 2:
         vals, done = _pair_moments(sigma, S, powers, tol, scale)
         out[done] = vals[done]
         rest = np.flatnonzero(~done)

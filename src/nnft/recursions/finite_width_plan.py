@@ -200,9 +200,14 @@ def separable_pair_spec(act: Activation) -> tuple[FunctionSpec, dict[str, sp.Exp
     factors (expressions in z) and ``terms[t] = (i, j)`` the factors of ``E_t``; None when the map is closed
     or an average does not factor.
     """
+    return separable_spec(two_point_specs(act)[0])
+
+
+def separable_spec(pair: FunctionSpec, name: str = "pair_separable") -> tuple[FunctionSpec, dict[str, sp.Expr],
+                                                                          dict[str, sp.Expr], list[tuple[int, int]]] | None:
+    """:func:`separable_pair_spec` for any pair FunctionSpec in ``(K_aa, K_ab, K_bb)`` (e.g. ⟨σ'σ'⟩'s)."""
     from nnft.gaussian import Expectation
 
-    pair = two_point_specs(act)[0]
     nodes = sorted(set().union(*(e.atoms(Expectation) for e in pair.outputs.values())), key=sp.srepr)
     if not nodes:
         return None
@@ -236,7 +241,7 @@ def separable_pair_spec(act: Activation) -> tuple[FunctionSpec, dict[str, sp.Exp
         repl[node] = total
     outputs = {k: e.xreplace(repl) for k, e in pair.outputs.items()}
     kinds = dict(_KINDS) | {s.name: "entry" for s in syms}
-    return FunctionSpec("pair_separable", outputs, (Kaa, Kab, Kbb, *syms), kinds), fa, fb, terms
+    return FunctionSpec(name, outputs, (Kaa, Kab, Kbb, *syms), kinds), fa, fb, terms
 
 
 @lru_cache(maxsize=32)
@@ -258,4 +263,4 @@ def finite_width_plan(act: Activation, backend: str = "numpy") -> FiniteWidthPla
                            variance=mod.variance)
 
 
-__all__ = ["MOMENT_CLASSES", "finite_width_plan", "moment_specs", "two_point_specs"]
+__all__ = ["MOMENT_CLASSES", "finite_width_plan", "moment_specs", "separable_spec", "two_point_specs"]

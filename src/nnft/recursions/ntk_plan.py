@@ -18,15 +18,16 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
-from nnft.activations import Activation
-from nnft.codegen.module import FunctionSpec, compile_module
+from nnft.activations import Activation, z
+from nnft.codegen.module import FunctionSpec, compile_function, compile_module
 from nnft.gaussian import Kaa, Kab, Kbb, expect_pair, expect_single
+from nnft.numeric.bivariate import SeparableTwoPoint
 from nnft.numeric.finite_width import FiniteWidthPlan
 from nnft.numeric.moments4 import gaussian_moments
 from nnft.numeric.ntk_finite_width import NTKPlan
 from nnft.numeric.orthant_moments import piecewise_linear_mixed_moments
 from nnft.numeric.quadrature_nd import gauss_nd
-from nnft.recursions.finite_width_plan import _piecewise_linear_slopes, finite_width_plan
+from nnft.recursions.finite_width_plan import _piecewise_linear_slopes, finite_width_plan, separable_spec
 from nnft.recursions.ntk_fluctuation import _check
 
 _KINDS = {"K_aa": "row", "K_ab": "entry", "K_bb": "col"}
@@ -86,9 +87,18 @@ def ntk_finite_width_plan(act: Activation, backend: str = "numpy") -> NTKPlan:
     """The compiled :class:`nnft.numeric.ntk_finite_width.NTKPlan` of activation ``act`` (cached)."""
     _check(act)
     base = finite_width_plan(act, backend)
-    mod = compile_module("ntk_two_point_derivatives", dd_specs(act), backend,
-                         key=f"ntk_two_point_derivatives|{act.key()}")
-    dd = FiniteWidthPlan(two_point=mod.dpair, single=mod.dsingle, moments4=lambda K: None)
+    specs = dd_specs(act)
+    mod = compile_module("ntk_two_point_derivatives", specs, backend, key=f"ntk_two_point_derivatives|{act.key()}")
+    two_point = mod.dpair
+    sep = separable_spec(specs[0], "dpair_separable")
+    if sep is not None:  # averages without a closed form: all on one bivariate rule per entry (as for ⟨σσ⟩)
+        spec, fa, fb, terms = sep
+        fast = compile_module("ntk_two_point_separable", [spec], backend, key=f"ntk_two_point_separable|{act.key()}")
+        ca = compile_function(fa, (z,), name=f"ntk_price_a_{act.name}")
+        cb = compile_function(fb, (z,), name=f"ntk_price_b_{act.name}")
+        two_point = SeparableTwoPoint(fast.dpair_separable, [getattr(ca, k) for k in fa],
+                                      [getattr(cb, k) for k in fb], terms, mod.dpair)
+    dd = FiniteWidthPlan(two_point=two_point, single=mod.dsingle, moments4=lambda K: None)
     return NTKPlan(base=base, dd=dd, mixed=mixed_evaluator(act))
 
 
