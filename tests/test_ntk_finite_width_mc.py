@@ -17,7 +17,8 @@ fitted 1/n coefficient c_0 must equal the theory within 3 standard errors, for e
 tensor's symmetry: 3 of Θ1, 6 of A, 7 of B, 9 of D, 10 of F at P = 2). The theory is evaluated on the network of
 the first width: the coefficients depend on the width ratios only.
 
-Precision (SAMPLES = 40 000 per width, twice that for the unequal widths, measured): B to 0.3–0.6 %, A, D, F to 1–10 % on their resolved entries;
+Precision (SAMPLES = 40 000 per width, twice that for the unequal widths, measured): B to 0.3–0.6 %, A, D, F
+to 1–10 % on their resolved entries;
 Θ1 only to 33–60 % where it is not ~0 — the mean's error does not shrink with n, so n·(mean − Θ) grows noisy —
 so the Θ1 checks are weak; the exact zeros of Θ1 (relu diagonal, linear σ, L = 2) are tested in
 tests/test_ntk_finite_width.py. A negative control (the V/D/A mixing stencil of the propagation patched to 0)
@@ -68,7 +69,7 @@ def _flip(a: np.ndarray) -> np.ndarray:
     return np.einsum("acbd->abcd", a)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _ensemble(setting: str, L: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """n·statistic and n·stderr at every width, in the theory's layouts (keys Theta1, A, B, D, F)."""
     theta = _net(setting, L, WIDTHS[0]).ntk(X)

@@ -203,8 +203,8 @@ def separable_pair_spec(act: Activation) -> tuple[FunctionSpec, dict[str, sp.Exp
     return separable_spec(two_point_specs(act)[0])
 
 
-def separable_spec(pair: FunctionSpec, name: str = "pair_separable") -> tuple[FunctionSpec, dict[str, sp.Expr],
-                                                                          dict[str, sp.Expr], list[tuple[int, int]]] | None:
+def separable_spec(pair: FunctionSpec, name: str = "pair_separable") -> (
+        tuple[FunctionSpec, dict[str, sp.Expr], dict[str, sp.Expr], list[tuple[int, int]]] | None):
     """:func:`separable_pair_spec` for any pair FunctionSpec in ``(K_aa, K_ab, K_bb)`` (e.g. ⟨σ'σ'⟩'s)."""
     from nnft.gaussian import Expectation
 

@@ -221,12 +221,17 @@ def _labels_of(labels: str) -> tuple[str, ...]:
     return tuple(labels)
 
 
+def _avg_symbol(tex: str, labels: str) -> sp.Symbol:
+    """A named placeholder for a fresh single-neuron average (the structural form, any σ)."""
+    return sp.Symbol(tex % tuple(greek(ch) for ch in labels), real=True)
+
+
 def _A_rhs(act, labels) -> sp.Expr:
     a, b, c, d = labels
     p, q = (a, b), (c, d)
-    full = act if not isinstance(act, tuple) else act[0]
     src = None if isinstance(act, tuple) else act
-    fresh = _cov1(full, p, q, "T")
+    fresh = (_cov1(src, p, q, "T") if src is not None
+             else _avg_symbol(r"\mathrm{Cov}(h_{%s%s}, h_{%s%s})", "".join(labels)))
     rest = (_mixing(src, "T", p, "T", q)
             + _dtheta(src, p) * sum((_d(src, "T", q, (s,), r"\Theta'") * D(p, s) for s in inputs(q)), sp.S.Zero)
             + _dtheta(src, q) * sum((_d(src, "T", p, (s,), r"\Theta'") * D(q, s) for s in inputs(p)), sp.S.Zero)
@@ -237,9 +242,9 @@ def _A_rhs(act, labels) -> sp.Expr:
 def _D_rhs(act, labels) -> sp.Expr:
     a, b, c, d = labels
     p, q = (a, b), (c, d)
-    full = act if not isinstance(act, tuple) else act[0]
     src = None if isinstance(act, tuple) else act
-    fresh = _cov1(full, p, q, "K")
+    fresh = (_cov1(src, p, q, "K") if src is not None
+             else _avg_symbol(r"\mathrm{Cov}(h_{%s%s}, C_W\sigma_{%s}\sigma_{%s})", "".join(labels)))
     rest = (_mixing(src, "T", p, "K", q)
             + _dtheta(src, p) * sum((_d(src, "K", q, (s,), "K'") * D(p, s) for s in inputs(q)), sp.S.Zero))
     return fresh + n_ratio * rest
@@ -247,17 +252,19 @@ def _D_rhs(act, labels) -> sp.Expr:
 
 def _B_rhs(act, labels) -> sp.Expr:
     a, b, c, d = labels
-    full = act if not isinstance(act, tuple) else act[0]
     src = None if isinstance(act, tuple) else act
-    fresh = C_W**2 * Theta((a, c)) * Theta((b, d)) * mixed_average(full, ((a, 1), (b, 1), (c, 1), (d, 1)))
+    m4 = (mixed_average(src, ((a, 1), (b, 1), (c, 1), (d, 1))) if src is not None
+          else _avg_symbol(r"\langle\sigma'_{%s}\sigma'_{%s}\sigma'_{%s}\sigma'_{%s}\rangle", "".join(labels)))
+    fresh = C_W**2 * Theta((a, c)) * Theta((b, d)) * m4
     return fresh + n_ratio * _dtheta(src, (a, b)) * _dtheta(src, (c, d)) * B(a, b, c, d)
 
 
 def _F_rhs(act, labels) -> sp.Expr:
     a, b, c, d = labels
-    full = act if not isinstance(act, tuple) else act[0]
     src = None if isinstance(act, tuple) else act
-    fresh = C_W**2 * Theta((a, c)) * mixed_average(full, ((a, 1), (b, 0), (c, 1), (d, 0)))
+    m4 = (mixed_average(src, ((a, 1), (b, 0), (c, 1), (d, 0))) if src is not None
+          else _avg_symbol(r"\langle\sigma'_{%s}\sigma_{%s}\sigma'_{%s}\sigma_{%s}\rangle", "".join(labels)))
+    fresh = C_W**2 * Theta((a, c)) * m4
     rest = sp.S.Zero
     for beta in dict.fromkeys((a, b)):
         for gamma in dict.fromkeys((c, d)):
@@ -293,6 +300,7 @@ _WHERE = (r"\text{with } K \equiv K^{(\ell)},\ \Theta \equiv \Theta^{(\ell)},\ V
           r"\Theta'_{ab} = \lambda_b + \lambda_W\langle\sigma_a\sigma_b\rangle_K "
           r"+ C_W\langle\sigma'_a\sigma'_b\rangle_K"
           r"\Theta_{ab},\ K'_{ab} = C_b + C_W\langle\sigma_a\sigma_b\rangle_K,\ "
+          r"h_{ab} = \lambda_W\sigma_a\sigma_b + C_W\Theta_{ab}\sigma'_a\sigma'_b \text{ (one neuron)},\ "
           r"\text{all zero at } \ell = 1")
 
 _OBJECTS = {

@@ -20,6 +20,7 @@ from nnft.report.config import ReportConfig
 from nnft.report.criticality_section import criticality_section
 from nnft.report.document import Figure, Math, Section, Table, Text
 from nnft.report.finite_width_section import finite_width
+from nnft.report.ntk_finite_width_section import ntk_finite_width
 
 
 @dataclass
@@ -188,7 +189,7 @@ SECTIONS: list[Callable[[Context], Section]] = [
     kernels,
     finite_width,
     montecarlo,
-    _planned("ntk_finite_width", "The NTK at finite width", "its 1/n mean shift and fluctuations"),
+    ntk_finite_width,
     _planned("eft", "Effective action", "the couplings γ2, γ4 matched through Feynman diagrams and their flow"),
 ]
 
