@@ -90,10 +90,10 @@ def layer(module: str) -> str:
     if module.startswith("nnft.codegen"):
         return "codegen"
     if module in ("nnft.activations", "nnft.admissibility", "nnft.gaussian") or module.startswith(
-            ("nnft.recursions", "nnft.criticality")):
+            ("nnft.recursions", "nnft.criticality", "nnft.eft")):
         return "symbolic"
     if module in ("nnft", "nnft.network", "nnft.montecarlo", "nnft.cli", "nnft.mc_cli", "nnft.cli_io", "nnft.testing",
-                  "nnft.finite_width", "nnft.ntk_finite_width", "nnft.plot") \
+                  "nnft.finite_width", "nnft.ntk_finite_width", "nnft.effective_action", "nnft.plot") \
             or module.startswith(("nnft.cli.", "nnft.report")):
         return "api"
     raise AssertionError(f"{module} is in no layer: add it to layer() in tests/test_layering.py")

@@ -211,6 +211,15 @@ class MLP:
 
         return ntk_statistics(self, x, layers=layers)
 
+    def eft(self, x, *, m: float | None = None, layers: str = "last"):
+        """The effective action's couplings γ2 (P, P), γ4 (P, P, P, P) matched at order 1/n (``nnft.effective_action``).
+
+        ``m``: the neurons of the layer described (default: its width); ``layers="all"``: the flow with depth.
+        """
+        from nnft.effective_action import eft
+
+        return eft(self, x, m=m, layers=layers)
+
     def cumulants(self, x, order: int = 1, *, layer: int | None = None):
         """G and the connected four-point functions at order 1/n, laid out like ``nnft.montecarlo.estimate``."""
         from nnft.finite_width import cumulants
