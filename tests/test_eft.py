@@ -263,3 +263,20 @@ def test_einsum_count_patterns():
     for d in itertools.chain(diagrams(4, (2,)), diagrams(2, (2,))):
         spec, ops = d.einsum()
         assert spec.count(",") + 1 == len(ops)
+
+
+def test_coupling_flow_plot():
+    """nnft.plot.coupling_flow: n γ4 K² equals V/K² layer by layer for one input (and 0 at layer 1)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from nnft import plot
+
+    x = np.array([[0.9, -0.3, 0.4]])
+    net = nnft.MLP("tanh", depth=5, width=40, n_out=3)
+    fig = plot.coupling_flow(net, x)
+    y = fig.axes[0].lines[0].get_ydata()
+    V = net.four_point(x, layers="all")[:, 0, 0, 0, 0]
+    K = net.kernels(x, ntk=False).K[:, 0, 0]
+    np.testing.assert_allclose(y, V / K**2, rtol=1e-12, atol=1e-15)
+    assert y[0] == 0.0

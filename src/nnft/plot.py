@@ -91,4 +91,36 @@ def depth_profile(net, x=None):
     return fig
 
 
-__all__ = ["depth_profile", "phase_diagram"]
+def coupling_flow(net, x, *, m: float | None = None, entries=None, ax=None):
+    """The flow of the effective action's couplings with depth (the "RG flow" of a network's layers).
+
+    Plots ``n_{ℓ-1} γ4^{(aa)(bb)} K_aa K_bb`` — the dimensionless quartic coupling, = V/K² for one input — and
+    the relative shift ``n_{ℓ-1}(γ2 K − 1)`` of the quadratic coupling against the layer ℓ, for the entries
+    ``entries`` (pairs (a, b); default (0, 0)), from :meth:`nnft.MLP.eft` with ``layers="all"``.
+    """
+    plt = _pyplot()
+    import numpy as np
+
+    flow = net.eft(x, m=m, layers="all")
+    K = np.asarray(net.kernels(x, ntk=False).K)
+    entries = [(0, 0)] if entries is None else list(entries)
+    if ax is None:
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    else:
+        axes = ax
+        fig = axes[0].figure
+    ell = np.arange(1, K.shape[0] + 1)
+    for a, b in entries:
+        q = flow.gamma4_1[:, a, a, b, b] * K[:, a, a] * K[:, b, b]
+        axes[0].plot(ell, q, "o-", label=f"({a + 1}{a + 1})({b + 1}{b + 1})")
+        axes[1].plot(ell, flow.gamma2_1[:, a, b] * K[:, a, b], "s-", label=f"{a + 1}{b + 1}")
+    axes[0].set_xlabel(r"layer $\ell$")
+    axes[0].set_ylabel(r"$n\,\gamma_4\,K^2$")
+    axes[1].set_xlabel(r"layer $\ell$")
+    axes[1].set_ylabel(r"$n\,\gamma_2^{\{1\}} K$")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+__all__ = ["coupling_flow", "depth_profile", "phase_diagram"]
