@@ -335,34 +335,12 @@ def _plackett_integral(V, lam, cos_t, sin_t, s_nodes, w_nodes) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------- public API
-def _unit_moments(R: np.ndarray, q: tuple[int, ...]) -> np.ndarray:
-    """E[Π relu(z_i)^{q_i}] for unit-variance z with correlation R (B, k, k), all q_i ≥ 1, in blocks."""
-    out = np.empty(R.shape[0])
-    A = tuple(range(len(q)))
-    with np.errstate(all="ignore"):
-        for lo in range(0, R.shape[0], _CHUNK):
-            out[lo:lo + _CHUNK] = _Batch(R[lo:lo + _CHUNK]).value(A, (), q)
-    return out
-
-
 def _relu_core(S: np.ndarray, p: tuple[int, ...]) -> np.ndarray:
-    """relu_moments on validated input."""
-    B = S.shape[0]
-    keep = [i for i, x in enumerate(p) if x > 0]  # relu^0 = 1
-    if not keep or B == 0:
-        return np.ones(B)
-    S = S[:, keep][:, :, keep]
-    q = tuple(p[i] for i in keep)
-    d = np.diagonal(S, axis1=1, axis2=2)
-    zero = d <= 0.0  # z_i ≡ 0 (tiny negative diagonals passed the PSD check)
-    sd = np.sqrt(np.where(zero, 1.0, d))
-    R = S / (sd[:, :, None] * sd[:, None, :])
-    eye = np.eye(len(q), dtype=bool)
-    R = np.where(zero[:, :, None] | zero[:, None, :], eye, np.clip(R, -1.0, 1.0))
-    R[:, eye] = 1.0
-    scale = np.prod(sd ** np.asarray(q, dtype=np.float64), axis=1)
-    m = _unit_moments(R, q) * scale
-    return np.where(zero.any(axis=1), 0.0, m)
+    """relu_moments on validated input: relu⁰ = 1 drops a variable, relu^q = z^q 1[z > 0] for q ≥ 1."""
+    keep = [i for i, x in enumerate(p) if x > 0]
+    if not keep or S.shape[0] == 0:
+        return np.ones(S.shape[0])
+    return _truncated_core(S[:, keep][:, :, keep], tuple(p[i] for i in keep))
 
 
 def relu_moments(Sigma: np.ndarray, powers: tuple[int, ...]) -> np.ndarray:

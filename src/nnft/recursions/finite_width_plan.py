@@ -45,21 +45,41 @@ def _check(act: Activation) -> None:
         )
 
 
-def two_point_specs(act: Activation) -> list[FunctionSpec]:
-    """FunctionSpecs ``pair`` (S and its 9 derivatives), ``single`` (⟨σ²⟩, 2 derivatives, ⟨σ⁴⟩), ``variance`` (⟨σ²⟩)."""
-    S = expect_pair(act.expr, act.expr)
+def pair_specs(f: sp.Expr, pair: str = "pair", single: str = "single") -> list[FunctionSpec]:
+    """FunctionSpecs ``pair`` (⟨f_af_b⟩ and its 9 derivatives in K_aa, K_ab, K_bb) and ``single`` (⟨f²⟩, its two
+    derivatives in K_aa, and ⟨f⁴⟩) for a function f(z) — σ for V/K1, σ' for the NTK statistics."""
+    S = expect_pair(f, f)
     v = {"A": Kaa, "C": Kab, "B": Kbb}
     outs = {"S": S}
     for name in ("A", "C", "B"):
         outs[name] = sp.diff(S, v[name])
     for x, y in ("AA", "AC", "AB", "CC", "CB", "BB"):
         outs[x + y] = sp.diff(S, v[x], v[y])
-    s1 = expect_single(act.expr, act.expr)
-    single = {"S": s1, "A": sp.diff(s1, Kaa), "AA": sp.diff(s1, Kaa, 2),
-              "M4": expect_single(act.expr**2, act.expr**2)}
-    return [FunctionSpec("pair", outs, (Kaa, Kab, Kbb), dict(_KINDS)),
-            FunctionSpec("single", single, (Kaa,), {"K_aa": "entry"}),
-            FunctionSpec("variance", {"S": s1}, (Kaa,), {"K_aa": "entry"})]
+    s1 = expect_single(f, f)
+    one = {"S": s1, "A": sp.diff(s1, Kaa), "AA": sp.diff(s1, Kaa, 2), "M4": expect_single(f**2, f**2)}
+    return [FunctionSpec(pair, outs, (Kaa, Kab, Kbb), dict(_KINDS)),
+            FunctionSpec(single, one, (Kaa,), {"K_aa": "entry"})]
+
+
+def two_point_specs(act: Activation) -> list[FunctionSpec]:
+    """FunctionSpecs ``pair`` (S and its 9 derivatives), ``single`` (⟨σ²⟩, 2 derivatives, ⟨σ⁴⟩), ``variance`` (⟨σ²⟩)."""
+    specs = pair_specs(act.expr)
+    return [*specs, FunctionSpec("variance", {"S": specs[1].outputs["S"]}, (Kaa,), {"K_aa": "entry"})]
+
+
+def pair_callable(act: Activation, specs: list[FunctionSpec], mod, backend: str, prefix: str = ""):
+    """The compiled pair map of ``specs[0]``: on one bivariate rule per entry when its averages separate, else as is."""
+    pair = getattr(mod, specs[0].name)
+    sep = separable_spec(specs[0], f"{specs[0].name}_separable")
+    if sep is None:
+        return pair
+    spec, fa, fb, terms = sep
+    fast = compile_module(f"{prefix}two_point_separable", [spec], backend,
+                          key=f"{prefix}two_point_separable|{act.key()}")
+    ca = compile_function(fa, (z,), name=f"{prefix}price_a_{act.name}")
+    cb = compile_function(fb, (z,), name=f"{prefix}price_b_{act.name}")
+    return SeparableTwoPoint(getattr(fast, spec.name), [getattr(ca, k) for k in fa], [getattr(cb, k) for k in fb],
+                             terms, pair)
 
 
 def _class_args(labels: str) -> tuple[sp.Symbol, ...]:
@@ -248,19 +268,12 @@ def separable_spec(pair: FunctionSpec, name: str = "pair_separable") -> (
 def finite_width_plan(act: Activation, backend: str = "numpy") -> FiniteWidthPlan:
     """The compiled :class:`nnft.numeric.finite_width.FiniteWidthPlan` of activation ``act`` (cached)."""
     _check(act)
-    mod = compile_module("two_point_derivatives", two_point_specs(act), backend,
-                         key=f"two_point_derivatives|{act.key()}")
-    two_point = mod.pair
-    sep = separable_pair_spec(act)
-    if sep is not None:  # averages without a closed form: all on one bivariate rule per entry
-        spec, fa, fb, terms = sep
-        fast = compile_module("two_point_separable", [spec], backend, key=f"two_point_separable|{act.key()}")
-        ca = compile_function(fa, (z,), name=f"price_a_{act.name}")
-        cb = compile_function(fb, (z,), name=f"price_b_{act.name}")
-        two_point = SeparableTwoPoint(fast.pair_separable, [getattr(ca, k) for k in fa],
-                                      [getattr(cb, k) for k in fb], terms, mod.pair)
+    specs = two_point_specs(act)
+    mod = compile_module("two_point_derivatives", specs, backend, key=f"two_point_derivatives|{act.key()}")
+    two_point = pair_callable(act, specs, mod, backend)
     return FiniteWidthPlan(two_point=two_point, single=mod.single, moments4=_Moments(act, backend),
                            variance=mod.variance)
 
 
-__all__ = ["MOMENT_CLASSES", "finite_width_plan", "moment_specs", "separable_spec", "two_point_specs"]
+__all__ = ["MOMENT_CLASSES", "finite_width_plan", "moment_specs", "pair_callable", "pair_specs", "separable_spec",
+           "two_point_specs"]

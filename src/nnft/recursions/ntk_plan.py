@@ -16,18 +16,20 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-import sympy as sp
 
-from nnft.activations import Activation, z
-from nnft.codegen.module import FunctionSpec, compile_function, compile_module
-from nnft.gaussian import Kaa, Kab, Kbb, expect_pair, expect_single
-from nnft.numeric.bivariate import SeparableTwoPoint
+from nnft.activations import Activation
+from nnft.codegen.module import FunctionSpec, compile_module
 from nnft.numeric.finite_width import FiniteWidthPlan
 from nnft.numeric.moments4 import gaussian_moments
 from nnft.numeric.ntk_finite_width import NTKPlan
 from nnft.numeric.orthant_moments import piecewise_linear_mixed_moments
 from nnft.numeric.quadrature_nd import gauss_nd
-from nnft.recursions.finite_width_plan import _piecewise_linear_slopes, finite_width_plan, separable_spec
+from nnft.recursions.finite_width_plan import (
+    _piecewise_linear_slopes,
+    finite_width_plan,
+    pair_callable,
+    pair_specs,
+)
 from nnft.recursions.ntk_fluctuation import _check
 
 _KINDS = {"K_aa": "row", "K_ab": "entry", "K_bb": "col"}
@@ -35,18 +37,7 @@ _KINDS = {"K_aa": "row", "K_ab": "entry", "K_bb": "col"}
 
 def dd_specs(act: Activation) -> list[FunctionSpec]:
     """FunctionSpecs ``dpair`` (T = ⟨σ'_aσ'_b⟩ and its 9 derivatives) and ``dsingle`` (⟨σ'²⟩, 2 derivatives, ⟨σ'⁴⟩)."""
-    d = act.derivative
-    T = expect_pair(d, d)
-    v = {"A": Kaa, "C": Kab, "B": Kbb}
-    outs = {"S": T}
-    for name in ("A", "C", "B"):
-        outs[name] = sp.diff(T, v[name])
-    for x, y in ("AA", "AC", "AB", "CC", "CB", "BB"):
-        outs[x + y] = sp.diff(T, v[x], v[y])
-    t1 = expect_single(d, d)
-    single = {"S": t1, "A": sp.diff(t1, Kaa), "AA": sp.diff(t1, Kaa, 2), "M4": expect_single(d**2, d**2)}
-    return [FunctionSpec("dpair", outs, (Kaa, Kab, Kbb), dict(_KINDS)),
-            FunctionSpec("dsingle", single, (Kaa,), {"K_aa": "entry"})]
+    return pair_specs(act.derivative, "dpair", "dsingle")
 
 
 def _callables(act: Activation):
@@ -89,15 +80,7 @@ def ntk_finite_width_plan(act: Activation, backend: str = "numpy") -> NTKPlan:
     base = finite_width_plan(act, backend)
     specs = dd_specs(act)
     mod = compile_module("ntk_two_point_derivatives", specs, backend, key=f"ntk_two_point_derivatives|{act.key()}")
-    two_point = mod.dpair
-    sep = separable_spec(specs[0], "dpair_separable")
-    if sep is not None:  # averages without a closed form: all on one bivariate rule per entry (as for ⟨σσ⟩)
-        spec, fa, fb, terms = sep
-        fast = compile_module("ntk_two_point_separable", [spec], backend, key=f"ntk_two_point_separable|{act.key()}")
-        ca = compile_function(fa, (z,), name=f"ntk_price_a_{act.name}")
-        cb = compile_function(fb, (z,), name=f"ntk_price_b_{act.name}")
-        two_point = SeparableTwoPoint(fast.dpair_separable, [getattr(ca, k) for k in fa],
-                                      [getattr(cb, k) for k in fb], terms, mod.dpair)
+    two_point = pair_callable(act, specs, mod, backend, prefix="ntk_")
     dd = FiniteWidthPlan(two_point=two_point, single=mod.dsingle, moments4=lambda K: None)
     return NTKPlan(base=base, dd=dd, mixed=mixed_evaluator(act))
 
