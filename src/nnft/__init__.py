@@ -22,10 +22,14 @@ _EXPORTS = {
     "NNFTError": "nnft.errors",
     "InputError": "nnft.errors",
     "ParseError": "nnft.errors",
+    "posterior": "nnft.inference.posterior",
+    "Posterior": "nnft.inference.posterior",
+    "gradient_descent": "nnft.inference.gradient_descent",
+    "GradientDescentPrediction": "nnft.inference.gradient_descent",
 }
 _SUBMODULES = {"montecarlo", "gaussian", "activations", "functions", "network", "recursions", "codegen", "numeric",
                "runtime", "cumulants", "cli", "testing", "errors", "plot",
-               "criticality"}
+               "criticality", "inference"}
 
 __all__ = [
     "MLP",
@@ -36,17 +40,24 @@ __all__ = [
     "NNFTError",
     "NetworkError",
     "ParseError",
+    "Posterior",
+    "GradientDescentPrediction",
     "__version__",
     "activation",
     "builtin_names",
     "criticality",
     "errors",
+    "gradient_descent",
+    "inference",
     "montecarlo",
+    "posterior",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
     from nnft import montecarlo
     from nnft.activations import Activation, ActivationError, activation, builtin_names
+    from nnft.inference.gradient_descent import GradientDescentPrediction, gradient_descent
+    from nnft.inference.posterior import Posterior, posterior
     from nnft.network import MLP, Layer, NetworkError
 
 
