@@ -19,13 +19,17 @@ def setup():
     return net, xa, Y, xb
 
 
-def ode_ensemble(K, Th, P_A, y, eta, times, ridge=0.0):
-    """Mean and covariance of z = (z_A, z_B) under dz/dt = −η Θ_{·A}(z_A − y), z(0) ~ N(0, K), by solve_ivp."""
+def ode_ensemble(K, Th, P_A, y, eta, times, ridge=0.0, ridge_in_start=False):
+    """Mean and covariance of z = (z_A, z_B) under dz/dt = −η Θ_{·A}(z_A − y), z(0) ~ N(0, K), by solve_ivp.
+
+    The ridge is added to Θ_AA; with ``ridge_in_start`` also to the starting covariance K_AA (the NNGP flow).
+    """
     P = K.shape[0]
     Th = Th.copy()
     K = K.copy()
     Th[:P_A, :P_A] += ridge * np.eye(P_A)
-    K[:P_A, :P_A] += ridge * np.eye(P_A)
+    if ridge_in_start:
+        K[:P_A, :P_A] += ridge * np.eye(P_A)
     A = np.zeros((P, P))
     A[:, :P_A] = -eta * Th[:, :P_A]
     c = eta * Th[:, :P_A] @ y
@@ -40,16 +44,18 @@ def ode_ensemble(K, Th, P_A, y, eta, times, ridge=0.0):
     return [(sol.y[:P, k][P_A:], sol.y[P:, k].reshape(P, P)[P_A:, P_A:]) for k in range(len(times))]
 
 
-@pytest.mark.parametrize("eta,ridge", [(1.0, 0.0), (0.3, 0.05)])
-def test_closed_form_matches_the_ode(setup, eta, ridge):
+@pytest.mark.parametrize("eta,ridge,kernel", [(1.0, 0.0, "ntk"), (0.3, 0.05, "ntk"), (0.3, 0.05, "nngp")])
+def test_closed_form_matches_the_ode(setup, eta, ridge, kernel):
     net, xa, Y, xb = setup
     times = np.array([0.0, 0.1, 0.7, 3.0])
-    pred = nnft.gradient_descent(net, xa, Y, xb, t=times, learning_rate=eta, diag_reg=ridge)
+    pred = nnft.gradient_descent(net, xa, Y, xb, t=times, learning_rate=eta, diag_reg=ridge, kernel=kernel)
     assert pred.mean.shape == (4, 3, 2) and pred.cov.shape == (4, 2, 3, 2, 3) and pred.std.shape == (4, 3, 2)
     ks = net.kernels(np.vstack([xa, xb]), layers="last")
     K, Th = np.asarray(ks.K)[-1], np.asarray(ks.Theta)[-1]
+    if kernel == "nngp":
+        Th = K
     for i in range(2):
-        ref = ode_ensemble(K, Th, 5, Y[:, i], eta, times, ridge)
+        ref = ode_ensemble(K, Th, 5, Y[:, i], eta, times, ridge, ridge_in_start=kernel == "nngp")
         for k, (mu, S) in enumerate(ref):
             np.testing.assert_allclose(pred.mean[k, :, i], mu, rtol=0, atol=1e-8)
             np.testing.assert_allclose(pred.cov[k, i, :, i, :], S, rtol=0, atol=1e-8)

@@ -68,7 +68,10 @@ def gradient_descent(net, x_train, y_train, x_test, *, t=np.inf, learning_rate: 
 
     ``kernel="ntk"`` (default) is ordinary training of all layers; ``kernel="nngp"`` uses K in place of Θ
     (the flow whose t → ∞ limit is the noise-free NNGP posterior). ``diag_reg`` adds ρ I to the training
-    kernel (ridge). ``t`` a number, ``np.inf`` or a 1-D array of times.
+    kernel of the flow (ridge); with ``kernel="nngp"`` it also enters the starting covariance of the
+    training outputs, so that t → ∞ is the NNGP posterior with noise ρ — both as neural-tangents'
+    ``gradient_descent_mse_ensemble(…, diag_reg=ρ, diag_reg_absolute_scale=True)``, whose time is
+    ``t_nt = t · P_A m`` (its loss is the mean of the squares). ``t`` a number, ``np.inf`` or a 1-D array.
     """
     if kernel not in ("ntk", "nngp"):
         raise InputError(f"kernel must be 'ntk' or 'nngp', got {kernel!r}")
@@ -84,7 +87,8 @@ def gradient_descent(net, x_train, y_train, x_test, *, t=np.inf, learning_rate: 
     K = np.asarray(ks.K)[-1]
     Th = np.asarray(ks.Theta)[-1] if kernel == "ntk" else K
     a, b = slice(0, pb.P_A), slice(pb.P_A, None)
-    means, covs = ensemble(Th[a, a], Th[b, a], K[a, a], K[b, a], K[b, b], pb.Y, eta=eta, times=times,
+    K_AA = K[a, a] + diag_reg * np.eye(pb.P_A) if kernel == "nngp" else K[a, a]
+    means, covs = ensemble(Th[a, a], Th[b, a], K_AA, K[b, a], K[b, b], pb.Y, eta=eta, times=times,
                            diag_reg=diag_reg)
     m, P_B = pb.m, pb.P_B
     cov = np.zeros((len(times), m, P_B, m, P_B))

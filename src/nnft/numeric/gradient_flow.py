@@ -9,10 +9,13 @@ so ``dz_A/dt = −η Θ_AA (z_A − y)`` and ``dz_B/dt = −η Θ_BA (z_A − y)
     Cov[z_{i;B}(t), z_{j;B}(t)] = δ_ij [K_BB + T K_AA Tᵀ − T K_AB − K_BA Tᵀ]
 
 (Jacot et al. 2018; Lee et al. 2019, eqs. 14–16). At ``t = ∞``, ``T = Θ_BA Θ_AA⁻¹``. ``ρ`` is an optional
-ridge ``diag_reg`` added to ``Θ_AA`` (and to ``K_AA`` in the covariance), the convention of
-neural-tangents' ``gradient_descent_mse_ensemble`` with ``diag_reg_absolute_scale=True``; its time is
-``t_nt = t · P_A m`` at the same learning rate, because its loss is the mean, not the sum, of the squares.
-Passing the NNGP kernel as ``Θ`` gives the flow of the NNGP kernel (neural-tangents' ``get="nngp"``).
+ridge ``diag_reg`` added to the training kernel ``Θ_AA`` of the flow only: ``dz_A/dt = −η (Θ_AA + ρ)(z_A − y)``,
+whose start ``z_A(0)`` keeps the covariance ``K_AA`` given here. Passing the NNGP kernel as ``Θ`` and
+``K_AA + ρ I`` as ``K_AA`` gives the NNGP flow, whose ``t = ∞`` is the GP posterior with noise ``ρ``.
+Both are the conventions of neural-tangents' ``gradient_descent_mse_ensemble`` with
+``diag_reg_absolute_scale=True`` (``get="ntk"`` and ``get="nngp"``; checked on stored references in
+``tests/test_inference_vs_neural_tangents.py``); its time is ``t_nt = t · P_A m`` at the same learning
+rate, because its loss is the mean, not the half sum, of the ``P_A m`` squares.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ def _flow_matrix(lam: np.ndarray, U: np.ndarray, eta: float, t: float) -> np.nda
 def ensemble(Theta_AA, Theta_BA, K_AA, K_BA, K_BB, Y, *, eta: float, times, diag_reg: float = 0.0):
     """Mean (T, P_B, m) and per-output covariance (T, P_B, P_B) of the trained ensemble at each time in ``times``.
 
+    ``diag_reg`` enters ``Θ_AA`` only; ``K_AA`` is the covariance of the training outputs at ``t = 0``.
+
     Raises :class:`InputError` when ``t = inf`` is asked of a numerically singular ``Θ_AA`` (the flow does not
     converge along its null directions).
     """
@@ -48,7 +53,7 @@ def ensemble(Theta_AA, Theta_BA, K_AA, K_BA, K_BB, Y, *, eta: float, times, diag
         raise InputError(f"the training NTK Θ_AA is not positive semi-definite (smallest eigenvalue {lam[0]:.3g}): "
                          "check the network and the inputs")
     lam = np.maximum(lam, 0.0)
-    KAA = 0.5 * (K_AA + K_AA.T) + diag_reg * np.eye(P_A)
+    KAA = 0.5 * (K_AA + K_AA.T)
     means, covs = [], []
     for t in times:
         if np.isinf(t) and lam[0] <= 1e-12 * lam[-1]:
