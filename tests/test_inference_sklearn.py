@@ -31,6 +31,29 @@ def test_values_are_the_network_kernels(cls, method, X):
     assert not k.is_stationary()
 
 
+def test_kernel_of_a_network_as_the_issue_names_it(X):
+    """``nnft.sklearn.NNGPKernel(net)``: the network's activation and depth, its C_W and C_b as start values."""
+    import nnft.sklearn
+
+    net = nnft.MLP("erf", depth=3, width=32, C_W=1.6, C_b=0.05, n_out=2)
+    k = nnft.sklearn.NNGPKernel(net)
+    np.testing.assert_allclose(np.exp(k.theta), [1.6, 0.05])
+    np.testing.assert_allclose(k(X), net.nngp(X), atol=1e-13)
+    np.testing.assert_allclose(nnft.sklearn.NTKKernel(net)(X), net.ntk(X), atol=1e-13)
+    moved = nnft.sklearn.NNGPKernel(net, C_W=2.0)
+    np.testing.assert_allclose(moved(X), nnft.MLP("erf", depth=3, C_W=2.0, C_b=0.05).nngp(X), atol=1e-13)
+    c = clone(k)
+    assert repr(c.get_params()["net"]) == repr(net)  # clone deep-copies the network
+    np.testing.assert_allclose(c(X), k(X))
+    assert repr(k) == "NNGPKernel(activation='erf', depth=3, C_W=1.6, C_b=0.05)"
+    with pytest.raises(InputError, match="differs between layers"):
+        nnft.sklearn.NNGPKernel(nnft.MLP("erf", depth=2, C_W=[1.0, 2.0]))
+    with pytest.raises(InputError, match="depth"):
+        nnft.sklearn.NNGPKernel(net, depth=2)
+    with pytest.raises(InputError, match="MLP or an activation"):
+        nnft.sklearn.NNGPKernel(3.0)
+
+
 def test_gradient_against_the_closed_form_of_a_linear_network(X):
     """σ = z, L = 2: K = C_b + C_W (C_b + C_W x·x'/n_0), so ∂K/∂log C_W = C_W C_b + 2 C_W² x·x'/n_0."""
     cw, cb = 1.4, 0.3

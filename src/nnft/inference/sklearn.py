@@ -1,9 +1,11 @@
 """scikit-learn kernels for the infinite-width NNGP and NTK of an MLP, with C_W and C_b as hyperparameters.
 
-``GaussianProcessRegressor(kernel=NNGPKernel("tanh", depth=3) + WhiteKernel())`` fits C_W, C_b (and the
-noise) by maximising the marginal likelihood — the textbook way to choose an initialisation by evidence
-(PDLT §6.3.1). ``K(x, x')`` is ``MLP(activation, depth, C_W=C_W, C_b=C_b).nngp`` (CONVENTIONS.md);
-``NTKKernel`` gives Θ with λ_W = C_W, λ_b = C_b. The gradient that sklearn asks for (with respect to
+``GaussianProcessRegressor(kernel=NNGPKernel(net) + WhiteKernel())`` fits C_W, C_b (and the noise) by
+maximising the marginal likelihood — the textbook way to choose an initialisation by evidence (PDLT §6.3.1).
+``net`` is an :class:`nnft.MLP` (its activation and depth are kept; its C_W, C_b, uniform over the layers,
+are the starting values) or an activation name with ``depth=``. ``K(x, x')`` is the NNGP of that network
+with ``C_W``, ``C_b`` in every layer (CONVENTIONS.md); ``NTKKernel`` gives Θ with λ_W = C_W, λ_b = C_b.
+Also importable as ``nnft.sklearn``. The gradient that sklearn asks for (with respect to
 ``log C``, sklearn's ``theta``) is a central difference of step ``1e-5`` in ``log C`` (relative error
 ≈ 1e-10, checked in tests/test_inference_sklearn.py against a step-halved difference). Optional: needs
 ``pip install nnft[sklearn]``.
@@ -30,12 +32,24 @@ class _MLPKernel(Kernel):
 
     _which = "nngp"
 
-    def __init__(self, activation: str = "relu", depth: int = 2, C_W: float = 1.0, C_b: float = 0.1,
+    def __init__(self, net="relu", depth: int | None = None, C_W: float | None = None, C_b: float | None = None,
                  C_W_bounds=(1e-3, 1e3), C_b_bounds=(1e-6, 1e3)):
-        self.activation = activation
+        # sklearn's clone() rebuilds the kernel from get_params(), so every argument is stored as given,
+        # except that C_W / C_b left at None take the network's (or the defaults 1.0 / 0.1).
+        from nnft.network import MLP
+
+        if isinstance(net, MLP):
+            if depth is not None and depth != net.depth:
+                raise InputError(f"depth={depth} contradicts the network's depth {net.depth}: leave depth out "
+                                 "when passing an MLP")
+            C_W = _uniform(net.C_W, "C_W") if C_W is None else C_W
+            C_b = _uniform(net.C_b, "C_b") if C_b is None else C_b
+        elif not isinstance(net, str):
+            raise InputError(f"pass an nnft.MLP or an activation name, got {type(net).__name__}")
+        self.net = net
         self.depth = depth
-        self.C_W = C_W
-        self.C_b = C_b
+        self.C_W = 1.0 if C_W is None else C_W
+        self.C_b = 0.1 if C_b is None else C_b
         self.C_W_bounds = C_W_bounds
         self.C_b_bounds = C_b_bounds
 
@@ -50,7 +64,11 @@ class _MLPKernel(Kernel):
     def _gram(self, X: np.ndarray, Y: np.ndarray | None, C_W: float, C_b: float) -> np.ndarray:
         from nnft.network import MLP
 
-        net = MLP(self.activation, depth=self.depth, width=1, C_W=C_W, C_b=C_b)
+        if isinstance(self.net, MLP):
+            activation, depth = self.net.activation, self.net.depth
+        else:
+            activation, depth = self.net, 2 if self.depth is None else self.depth
+        net = MLP(activation, depth=depth, width=1, C_W=C_W, C_b=C_b)
         k = net.nngp if self._which == "nngp" else net.ntk
         if Y is None:
             return k(X)
@@ -96,8 +114,13 @@ class _MLPKernel(Kernel):
         return False
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(activation={self.activation!r}, depth={self.depth}, "
-                f"C_W={self.C_W:.4g}, C_b={self.C_b:.4g})")
+        from nnft.network import MLP
+
+        if isinstance(self.net, MLP):
+            what = f"activation={self.net.activation.name!r}, depth={self.net.depth}"
+        else:
+            what = f"activation={self.net!r}, depth={2 if self.depth is None else self.depth}"
+        return f"{type(self).__name__}({what}, C_W={self.C_W:.4g}, C_b={self.C_b:.4g})"
 
 
 class NNGPKernel(_MLPKernel):
@@ -110,6 +133,13 @@ class NTKKernel(_MLPKernel):
     """The infinite-width NTK Θ^{(L)}(x, x') of an MLP (λ = C) as a scikit-learn kernel (CONVENTIONS.md)."""
 
     _which = "ntk"
+
+
+def _uniform(values, name: str) -> float:
+    if len(set(values)) != 1:
+        raise InputError(f"the network's {name} differs between layers ({list(values)}): the sklearn kernels "
+                         f"fit one {name} for all layers; pass {name}= explicitly")
+    return float(values[0])
 
 
 def _inputs(X, name: str) -> np.ndarray:
