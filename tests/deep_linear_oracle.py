@@ -67,6 +67,22 @@ def one_output(x_train, y_train, x_test, *, C_W, widths, noise, nodes=120, span=
     return m, c, logz
 
 
+def scale_posterior(x_train, y_train, *, C_W, widths, noise, nodes=120, span=14.0):
+    """Posterior mean and standard deviation of the kernel scale ``q = Π_ℓ Q_ℓ`` given one output's data."""
+    K = linear_kernel(x_train, C_W, len(widths) + 1)
+    lam, U = np.linalg.eigh(K)
+    Yt = U.T @ y_train
+    grids = [_log_gamma_grid(n / 2, n / 2, nodes, span) for n in widths]
+    t = sum(np.meshgrid(*[g[0] for g in grids], indexing="ij")).ravel()
+    logw = sum(np.meshgrid(*[g[1] for g in grids], indexing="ij")).ravel()
+    d = np.exp(t)[:, None] * lam[None, :] + noise
+    loge = -0.5 * (np.sum(np.log(d), axis=1) + np.sum(Yt[None, :] ** 2 / d, axis=1))
+    lp = logw + loge
+    p = np.exp(lp - logsumexp(lp))
+    mq = float(p @ np.exp(t))
+    return mq, float(np.sqrt(max(p @ np.exp(2 * t) - mq ** 2, 0.0)))
+
+
 def two_outputs(x_train, y_train, x_test, *, C_W, n, noise, nodes=(64, 64, 48), span=12.0):
     """Exact posterior of two outputs, one hidden layer of width n: mean (P_B, 2), cov (2, P_B, 2, P_B), log Z."""
     P_A, P_B = len(x_train), len(x_test)

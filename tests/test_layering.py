@@ -94,7 +94,7 @@ def layer(module: str) -> str:
         return "symbolic"
     if module in ("nnft", "nnft.network", "nnft.montecarlo", "nnft.cli", "nnft.mc_cli", "nnft.cli_io", "nnft.testing",
                   "nnft.finite_width", "nnft.ntk_finite_width", "nnft.effective_action", "nnft.plot", "nnft.sklearn") \
-            or module.startswith(("nnft.cli.", "nnft.report", "nnft.inference")):
+            or module.startswith(("nnft.cli.", "nnft.report", "nnft.inference", "nnft.proportional")):
         return "api"
     raise AssertionError(f"{module} is in no layer: add it to layer() in tests/test_layering.py")
 

@@ -29,7 +29,7 @@ _EXPORTS = {
 }
 _SUBMODULES = {"montecarlo", "gaussian", "activations", "functions", "network", "recursions", "codegen", "numeric",
                "runtime", "cumulants", "cli", "testing", "errors", "plot",
-               "criticality", "inference"}
+               "criticality", "inference", "proportional", "sklearn"}
 
 __all__ = [
     "MLP",
@@ -51,6 +51,7 @@ __all__ = [
     "inference",
     "montecarlo",
     "posterior",
+    "proportional",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover

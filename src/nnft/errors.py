@@ -50,6 +50,10 @@ class BudgetError(NNFTError, RuntimeError):
     """A computation stopped because it would exceed its time or work budget (the message says which knob)."""
 
 
+class ConvergenceError(NNFTError, RuntimeError):
+    """An equation nnft solves numerically (a saddle point) whose solution could not be found or certified."""
+
+
 class CacheWarning(UserWarning):
     """The code cache could not be used as configured (read-only, corrupt) and nnft fell back."""
 
@@ -62,6 +66,7 @@ __all__ = [
     "ActivationError",
     "BudgetError",
     "CacheWarning",
+    "ConvergenceError",
     "DivergenceError",
     "InputError",
     "MonteCarloError",

@@ -1,0 +1,149 @@
+"""The effective action of the proportional limit over scalar order parameters, built and differentiated by sympy.
+
+For a network whose hidden layers ℓ = 1 … L_h have widths n_ℓ, with P training points, the posterior of the
+order parameters ``Q_ℓ`` (one per hidden layer; the renormalised kernel is ``K_R = q K_w``, ``q = Π_ℓ Q_ℓ``,
+``K_w`` the weight part of the output-layer NNGP kernel) is ``exp(−S/2)`` with (../shared/THEORY.md §3, §4.1;
+Li & Sompolinsky, PRX 11, 031059 (2021); Pacelli et al., Nat. Mach. Intell. 2023, eq. 105 eliminated):
+
+    S(Q) = Σ_ℓ n_ℓ (Q_ℓ − ln Q_ℓ) + Σ_{k=1}^{P} [ m ln(τ_k + q κ_k) + ỹ²_k / (τ_k + q κ_k) ]
+
+where the data term is ``m ln det(B + q K_w) + Σ_i y_iᵀ (B + q K_w)⁻¹ y_i`` (``B = σ_ε² I + C_b 11ᵀ``, the
+part of the training kernel that is not renormalised) written in the joint eigenbasis of the pencil
+``(B, K_w)``: ``κ_k, τ_k`` its generalised eigenvalues and ``ỹ²_k = Σ_i ỹ²_{i;k}`` the rotated targets.
+For bias-free linear networks this is −2 ln of the exact posterior of the Gamma scale mixture (THEORY §2)
+without its O(1) Jacobian terms ``−2 ln Q_ℓ``; for one hidden layer and odd σ it is Pacelli et al.'s
+action ``N₁ S(Q̄)``.
+
+Everything numeric (the stationarity conditions, the reduced one-variable equation, the zero-noise
+polynomial) is derived here from ``S`` by sympy and lambdified per eigenmode; nothing is typed in twice.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import sympy as sp
+
+__all__ = ["Action", "scalar_action", "zero_noise_equation"]
+
+k = sp.Idx("k")
+P = sp.Symbol("P", integer=True, positive=True)
+m = sp.Symbol("m", integer=True, positive=True)
+q = sp.Symbol("q", positive=True)
+c = sp.Symbol("c", real=True)
+kappa, tau, y2 = sp.IndexedBase("kappa"), sp.IndexedBase("tau"), sp.IndexedBase(r"\tilde{y}^{2}")
+_kap, _tau, _y2 = sp.symbols("kappa_k tau_k y2_k", nonnegative=True)
+
+
+def mode_term(qq: sp.Expr, kap: sp.Expr, ta: sp.Expr, yy: sp.Expr) -> sp.Expr:
+    """The data term of one eigenmode: ``m ln(τ + q κ) + ỹ²/(τ + q κ)``."""
+    return m * sp.log(ta + qq * kap) + yy / (ta + qq * kap)
+
+
+@dataclass(frozen=True)
+class Action:
+    """``S(Q_1 … Q_{L_h})`` as a sympy expression, with the conditions and per-mode functions derived from it."""
+
+    hidden: int
+    Q: tuple[sp.Symbol, ...]
+    n: tuple[sp.Symbol, ...]
+    expr: sp.Expr
+
+    @property
+    def stationarity(self) -> tuple[sp.Expr, ...]:
+        """``Q_ℓ ∂S/∂Q_ℓ`` for each hidden layer (= ∂S/∂ ln Q_ℓ); the saddle makes all of them zero."""
+        return tuple(sp.expand(Ql * sp.diff(self.expr, Ql)) for Ql in self.Q)
+
+    @property
+    def common_term(self) -> sp.Expr:
+        """``Q_ℓ ∂S/∂Q_ℓ − n_ℓ (Q_ℓ − 1)``, the same for every layer: ``q D'(q)`` of the data term.
+
+        Hence at the saddle ``n_ℓ (Q_ℓ − 1) = c`` for every ℓ, with ``c = −q D'(q)`` (THEORY §3).
+        Raises if the derivation does not find the layers' terms equal.
+        """
+        terms = [sp.simplify(st - nl * (Ql - 1)) for st, nl, Ql in zip(self.stationarity, self.n, self.Q, strict=True)]
+        qq = sp.Mul(*self.Q)
+        terms = [sp.simplify(t.subs(qq, q)) for t in terms]
+        for t in terms[1:]:
+            if sp.simplify(t - terms[0]) != 0:
+                raise AssertionError(f"the layers' stationarity terms differ: {terms[0]} vs {t}")
+        return terms[0]
+
+    def latex(self) -> str:
+        """The action as LaTeX."""
+        return "S = " + sp.latex(self.expr)
+
+    def _repr_latex_(self) -> str:
+        return "$$" + self.latex() + "$$"
+
+
+@functools.lru_cache(maxsize=8)
+def scalar_action(hidden: int) -> Action:
+    """The action with one scalar order parameter per hidden layer (``hidden`` = L − 1 ≥ 1 layers)."""
+    if hidden < 1:
+        raise ValueError("the proportional-limit action needs at least one hidden layer")
+    Q = tuple(sp.Symbol(f"Q_{ell}", positive=True) for ell in range(1, hidden + 1))
+    n = tuple(sp.Symbol(f"n_{ell}", positive=True) for ell in range(1, hidden + 1))
+    qq = sp.Mul(*Q)
+    prior = sum(nl * (Ql - sp.log(Ql)) for nl, Ql in zip(n, Q, strict=True))
+    data = sp.Sum(mode_term(qq, kappa[k], tau[k], y2[k]), (k, 1, P))
+    return Action(hidden=hidden, Q=Q, n=n, expr=prior + data)
+
+
+@functools.lru_cache(maxsize=1)
+def mode_functions():
+    """Vectorised numpy functions of one eigenmode, lambdified from :func:`mode_term` and its q-derivatives.
+
+    Returns ``(f, q_df, q2_d2f)``: the data term ``f(q, κ, τ, ỹ², m)``, ``q ∂f/∂q`` and ``q² ∂²f/∂q²``.
+    """
+    f = mode_term(q, _kap, _tau, _y2)
+    q_df = sp.simplify(q * sp.diff(f, q))
+    q2_d2f = sp.simplify(q ** 2 * sp.diff(f, q, 2))
+    args = (q, _kap, _tau, _y2, m)
+    return tuple(sp.lambdify(args, e, modules="numpy") for e in (f, q_df, q2_d2f))
+
+
+def common_term_of_one_mode() -> sp.Expr:
+    """``q ∂f/∂q`` for one mode, read off :attr:`Action.common_term` (the summand of ``q D'(q)``)."""
+    t = scalar_action(1).common_term
+    summands = [a for a in sp.preorder_traversal(t) if isinstance(a, sp.Sum)]
+    if len(summands) != 1:
+        t = sp.simplify(t)
+        summands = [a for a in sp.preorder_traversal(t) if isinstance(a, sp.Sum)]
+    body = summands[0].function
+    return sp.simplify(body.subs({kappa[k]: _kap, tau[k]: _tau, y2[k]: _y2}))
+
+
+def on_summands(expr: sp.Expr, fn) -> sp.Expr:
+    """Apply ``fn`` to the summand of every ``Sum`` over the modes in ``expr`` (substitutions inside the sum)."""
+    return expr.replace(lambda e: isinstance(e, sp.Sum), lambda e: sp.Sum(fn(e.function), *e.limits))
+
+
+def _sum_of_targets(e: sp.Sum, total: sp.Expr) -> sp.Expr:
+    """``Σ_k a ỹ²_k`` with ``a`` free of k → ``a · total``; refuses any other sum (a derivation error)."""
+    a = sp.simplify(e.function / y2[k])
+    if a.has(k):
+        raise AssertionError(f"unexpected mode sum in the zero-noise condition: {e}")
+    return a * total
+
+
+def zero_noise_equation(hidden: int) -> sp.Expr:
+    """The polynomial whose positive root is Q at σ_ε² = 0, no biases, equal widths n, one output.
+
+    Derived from :func:`scalar_action`: with ``B = 0`` the pencil has ``τ_k = 0``, ``κ_k = 1`` and
+    ``Σ_k ỹ²_k = yᵀ K_w⁻¹ y = P r₀``; setting all ``Q_ℓ = Q``, ``n_ℓ = n = P/α`` in the stationarity
+    condition and clearing denominators gives a polynomial in Q with parameters ``α``, ``r₀`` (THEORY §3:
+    ``Q^{L_h+1} − (1 − α) Q^{L_h} − α r₀``; checked in tests/test_proportional.py).
+    """
+    act = scalar_action(hidden)
+    Q, alpha, r0, nn = sp.symbols("Q alpha r_0 n", positive=True)
+    st = on_summands(act.stationarity[0], lambda f: f.xreplace({tau[k]: 0, kappa[k]: 1}))
+    st = st.xreplace({Ql: Q for Ql in act.Q}).xreplace({nl: nn for nl in act.n}).xreplace({m: 1})
+    st = on_summands(sp.expand(st), lambda f: sp.expand(f)).doit()
+    st = st.replace(lambda e: isinstance(e, sp.Sum), lambda e: _sum_of_targets(e, P * r0))
+    st = sp.expand(st.xreplace({nn: P / alpha}))
+    num, _ = sp.fraction(sp.together(st))
+    poly = sp.Poly(sp.expand(num), Q)
+    lead = poly.LC()
+    return sp.expand(sp.simplify(poly.as_expr() / lead))

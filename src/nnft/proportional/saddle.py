@@ -1,0 +1,101 @@
+"""The saddle point of the scalar proportional-limit action, found by a bracketed root in log Q (numpy/scipy only).
+
+At the saddle of ``S(Q) = Σ_ℓ n_ℓ (Q_ℓ − ln Q_ℓ) + D(q)``, ``q = Π_ℓ Q_ℓ``, every layer has
+``n_ℓ (Q_ℓ − 1) = c`` with one common ``c = −q D'(q)`` (derived in :mod:`nnft.proportional.action`). The
+solver parametrises ``c = n_min (e^v − 1)`` by ``v = ln Q`` of the narrowest layer, so every ``Q_ℓ > 0``
+for every real v, and finds the roots of ``g(v) = c + q D'(q)``. ``g → −n_min < 0`` as ``v → −∞`` and
+``g → +∞`` as ``v → ∞``, so a sign change always exists: the bracket starts at ``[−1, 1]`` and doubles
+outward until it holds one (a fixed bracket such as deepbays' ``ln Q ∈ [−4, 7]`` can miss it). All sign
+changes on a grid over the bracket are refined with Brent's method and the root of lowest action is
+kept (the others are reported); if Brent fails, a bounded minimisation of S is the fallback. The result
+says which path ran and its residual.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import brentq, minimize_scalar
+
+from nnft.errors import ConvergenceError
+
+__all__ = ["Saddle", "solve"]
+
+_V_MAX = 60.0
+_GRID = 400
+
+
+@dataclass(frozen=True)
+class Saddle:
+    """The solution: ``Q`` per hidden layer, their product ``q``, and how it was found."""
+
+    Q: np.ndarray
+    q: float
+    c: float
+    action: float
+    residual: float  # |g(v)| / n_min at the solution
+    method: str  # "brentq" or "bounded minimisation (fallback)"
+    bracket: tuple[float, float]  # in v = ln Q_min
+    other_roots: tuple[float, ...]  # q at the other stationary points (higher action), if any
+    converged: bool
+
+
+def solve(widths, data_term: Callable[[float], float], q_data_slope: Callable[[float], float], *,
+          tol: float = 1e-12) -> Saddle:
+    """Solve ``n_ℓ (Q_ℓ − 1) = c``, ``c = −q D'(q)`` for hidden widths ``widths``.
+
+    ``data_term(q)`` is ``D(q)``, ``q_data_slope(q)`` is ``q D'(q)``; both are sums over eigenmodes.
+    """
+    n = np.asarray(widths, dtype=np.float64)
+    n_min = float(n.min())
+
+    def layers(v: float) -> tuple[float, np.ndarray, float]:
+        cc = n_min * math.expm1(v)
+        Q = 1.0 + cc / n
+        return cc, Q, float(np.prod(Q))
+
+    def g(v: float) -> float:
+        cc, _, qq = layers(v)
+        return cc + q_data_slope(qq)
+
+    def S(v: float) -> float:
+        _, Q, qq = layers(v)
+        return float(np.sum(n * (Q - np.log(Q)))) + data_term(qq)
+
+    lo, hi = -1.0, 1.0
+    while g(lo) > 0:
+        lo *= 2.0
+        if lo < -_V_MAX:
+            raise ConvergenceError("the saddle-point equation has no root with Q > e^-60: the data term does not "
+                                   "vanish as q → 0 (a kernel with an infinite eigenvalue?); check the kernel")
+    while g(hi) < 0:
+        hi *= 2.0
+        if hi > _V_MAX:
+            raise ConvergenceError("the saddle-point equation has no root with Q < e^60: the targets are too large "
+                                   "for the kernel's scale (normalise y or raise C_W), or give noise > 0")
+    grid = np.linspace(min(lo, -8.0), max(hi, 8.0), _GRID)
+    vals = np.array([g(v) for v in grid])
+    roots, method = [], "brentq"
+    for a, b, fa, fb in zip(grid[:-1], grid[1:], vals[:-1], vals[1:], strict=True):
+        if fa == 0.0:
+            roots.append(float(a))
+        elif fa * fb < 0:
+            try:
+                roots.append(brentq(g, a, b, xtol=tol, rtol=4 * np.finfo(float).eps, maxiter=200))
+            except (RuntimeError, ValueError):
+                res = minimize_scalar(S, bounds=(a, b), method="bounded", options={"xatol": tol})
+                roots.append(float(res.x))
+                method = "bounded minimisation (fallback)"
+    if not roots:  # pragma: no cover - the sign change found above makes this unreachable
+        raise ConvergenceError("no sign change of the saddle-point equation on the grid")
+    actions = [S(v) for v in roots]
+    best = int(np.argmin(actions))
+    v = roots[best]
+    cc, Q, qq = layers(v)
+    resid = abs(g(v)) / n_min
+    others = tuple(layers(r)[2] for i, r in enumerate(roots) if i != best)
+    return Saddle(Q=Q, q=qq, c=cc, action=actions[best], residual=resid, method=method, bracket=(lo, hi),
+                  other_roots=others, converged=bool(resid < 1e-8))
