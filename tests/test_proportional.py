@@ -184,6 +184,87 @@ def test_oracle_quadrature_is_converged():
     np.testing.assert_allclose(a, b, rtol=1e-9)
 
 
+# ----------------------------------------------------------------------- non-odd σ: (Q̄, Q)
+
+
+def _dense_pair(Kw, Mw, B, y, n):
+    """The non-odd action and its saddle equations written with dense matrices (THEORY §4.2), no pencil."""
+    def S(Qb, Q):
+        G = B + Qb * (Kw - Mw) + Mw / (1 + Q)
+        return n * (-Qb * Q + np.log(1 + Q)) + np.linalg.slogdet(G)[1] + y @ np.linalg.solve(G, y)
+
+    def equations(Qb, Q):
+        G = B + Qb * (Kw - Mw) + Mw / (1 + Q)
+        Gi = np.linalg.inv(G)
+        gy = Gi @ y
+        Q_rhs = (np.trace(Gi @ (Kw - Mw)) - gy @ (Kw - Mw) @ gy) / n
+        Qb_rhs = 1 / (1 + Q) - (np.trace(Gi @ Mw) - gy @ Mw @ gy) / (n * (1 + Q) ** 2)
+        return Q_rhs, Qb_rhs
+
+    return S, equations
+
+
+@pytest.fixture
+def relu_problem():
+    rng = np.random.default_rng(12)
+    x, xb = rng.normal(size=(30, 4)), rng.normal(size=(3, 4))
+    y = np.abs(x[:, 0]) + 0.3 * rng.normal(size=30)
+    net = nnft.MLP("relu", depth=2, width=25, C_W=2.0, C_b=0.1)
+    return net, x, y, xb
+
+
+def test_nonodd_forms_agree_and_the_saddle_solves_the_dense_equations(relu_problem):
+    from nnft.proportional.posterior import PairProblem, _pencil, activation_mean
+
+    net, x, y, xb = relu_problem
+    noise = 0.05
+    ks = net.kernels(x, ntk=False, layers="all")
+    K1, K2 = np.asarray(ks.K)[0], np.asarray(ks.K)[1]
+    mu = np.sqrt(np.diag(K1) / (2 * np.pi))  # ⟨relu(z)⟩ = sqrt(K/2π)
+    np.testing.assert_allclose(activation_mean(net.activation, np.diag(K1)), mu, rtol=1e-13)
+    mu_w = np.sqrt(2.0) * mu  # K_w = C_W ⟨σσ⟩ ⇒ its mean part is C_W μμᵀ
+    Kw, Mw = K2 - 0.1, np.outer(mu_w, mu_w)
+    B = noise * np.eye(30) + 0.1
+    S_dense, equations = _dense_pair(Kw, Mw, B, y, 25)
+    pp = PairProblem(_pencil(Kw, 0.1, noise), y, mu_w, 25)
+    for Qb, Q in [(0.5, 0.3), (1.2, -0.4), (0.9, 2.0)]:  # the Sherman–Morrison mode form = the dense form
+        np.testing.assert_allclose(pp.S(Qb, Q), S_dense(Qb, Q), rtol=1e-12, atol=1e-12)
+        h = 1e-6  # the sympy gradient against a central difference of the dense form
+        fd = [(S_dense(Qb + h, Q) - S_dense(Qb - h, Q)) / (2 * h), (S_dense(Qb, Q + h) - S_dense(Qb, Q - h)) / (2 * h)]
+        np.testing.assert_allclose(pp.grad(Qb, Q), fd, rtol=1e-6, atol=1e-6)
+    r = renormalised_posterior(net, x, y, xb, noise=noise)
+    Qb, Q = r.order_parameters["Qbar"].value, r.order_parameters["Q"].value
+    Q_rhs, Qb_rhs = equations(Qb, Q)
+    np.testing.assert_allclose([Q, Qb], [Q_rhs, Qb_rhs], rtol=1e-9)
+    assert abs(Q - (1 / Qb - 1)) > 0.02  # the mean-vector term matters here
+    Kall = net.nngp(np.vstack([x, xb]))
+    mu_all = np.sqrt(2.0) * np.sqrt(np.diag(np.asarray(net.kernels(np.vstack([x, xb]), ntk=False, layers="all").K)[0])
+                           / (2 * np.pi))
+    M_all = np.outer(mu_all, mu_all)
+    KR = 0.1 + Qb * (Kall - 0.1 - M_all) + M_all / (1 + Q)
+    np.testing.assert_allclose(r.K_R, KR, atol=1e-12)
+    assert r.saddle.converged and "M" in r.latex()
+
+
+def test_nonodd_theory_with_zero_mean_is_the_odd_theory(relu_problem):
+    from nnft.proportional.posterior import PairProblem, _pencil
+    from nnft.proportional.saddle import solve_pair
+
+    net, x, y, xb = relu_problem
+    Kw = net.nngp(x) - 0.1
+    pp = PairProblem(_pencil(Kw, 0.1, 0.05), y, np.zeros(30), 25)
+    sad = solve_pair(25, pp.grad, pp.S, (0.7, 0.2))
+    B = 0.05 * np.eye(30) + 0.1
+
+    def S_odd(v):  # the odd action on the same kernel, S(Q) = n(Q − ln Q) + D(Q), dense
+        A = B + np.exp(v) * Kw
+        return 25 * (np.exp(v) - v) + np.linalg.slogdet(A)[1] + y @ np.linalg.solve(A, y)
+
+    v = minimize_scalar(S_odd, bounds=(-5, 5), method="bounded", options={"xatol": 1e-12}).x
+    np.testing.assert_allclose(sad.Qbar, np.exp(v), rtol=1e-7)
+    np.testing.assert_allclose(sad.Q, 1 / sad.Qbar - 1, rtol=1e-9)
+
+
 # ----------------------------------------------------------------------------- results and errors
 
 
@@ -215,7 +296,7 @@ def test_bad_input():
     x, xb = rng.normal(size=(8, 3)), rng.normal(size=(2, 3))
     y = rng.normal(size=8)
     with pytest.raises(InputError, match="not odd"):
-        renormalised_posterior(nnft.MLP("relu", depth=2, width=8), x, y, xb, noise=0.1)
+        renormalised_posterior(nnft.MLP("relu", depth=3, width=8), x, y, xb, noise=0.1)
     with pytest.raises(InputError, match="outputs"):
         renormalised_posterior(nnft.MLP("tanh", depth=2, width=8, n_out=2), x, rng.normal(size=(8, 2)), xb,
                                noise=0.1)

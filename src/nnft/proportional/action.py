@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-__all__ = ["Action", "scalar_action", "zero_noise_equation"]
+__all__ = ["Action", "PairAction", "pair_action", "scalar_action", "zero_noise_equation"]
 
 k = sp.Idx("k")
 P = sp.Symbol("P", integer=True, positive=True)
@@ -33,7 +33,14 @@ m = sp.Symbol("m", integer=True, positive=True)
 q = sp.Symbol("q", positive=True)
 c = sp.Symbol("c", real=True)
 kappa, tau, y2 = sp.IndexedBase("kappa"), sp.IndexedBase("tau"), sp.IndexedBase(r"\tilde{y}^{2}")
+ytil, mutil = sp.IndexedBase(r"\tilde{y}"), sp.IndexedBase(r"\tilde{\mu}")
 _kap, _tau, _y2 = sp.symbols("kappa_k tau_k y2_k", nonnegative=True)
+_yt, _mt = sp.symbols("ytilde_k mutilde_k", real=True)
+Qbar = sp.Symbol(r"\bar{Q}", positive=True)
+Qc = sp.Symbol("Q", real=True)
+n1 = sp.Symbol("n_1", positive=True)
+#: per-mode arrays of the pair action, keyed as :func:`nnft.proportional.modes.compile_mode_expressions` wants
+PAIR_MODES = {kappa[k]: _kap, tau[k]: _tau, ytil[k]: _yt, mutil[k]: _mt}
 
 
 def mode_term(qq: sp.Expr, kap: sp.Expr, ta: sp.Expr, yy: sp.Expr) -> sp.Expr:
@@ -113,6 +120,48 @@ def common_term_of_one_mode() -> sp.Expr:
         summands = [a for a in sp.preorder_traversal(t) if isinstance(a, sp.Sum)]
     body = summands[0].function
     return sp.simplify(body.subs({kappa[k]: _kap, tau[k]: _tau, y2[k]: _y2}))
+
+
+@dataclass(frozen=True)
+class PairAction:
+    """The one-hidden-layer action for non-odd σ over ``(Q̄, Q)``, with its gradient derived by sympy.
+
+    ``S(Q̄, Q) = n₁[−Q̄ Q + ln(1 + Q)] + ln det(B + K_R) + yᵀ(B + K_R)⁻¹ y`` with
+    ``K_R = Q̄ (K_w − M_w) + M_w/(1 + Q)``, ``M_w = μ_w μ_wᵀ`` the mean-vector part of the readout kernel
+    (THEORY §4.2; Pacelli et al. 2023). Written through the eigen-pencil of ``(B, K_w)`` and
+    Sherman–Morrison in the rank-one ``M_w`` (``D = Q̄ − 1/(1 + Q)``, ``a_k = τ_k + Q̄ κ_k``):
+    ``Σ_k ln a_k + ln(1 − D s_μμ) + s_yy + D s_yμ²/(1 − D s_μμ)`` with ``s_uv = Σ_k ũ_k ṽ_k / a_k``.
+    With ``μ = 0`` it is the odd action after eliminating ``Q = 1/Q̄ − 1``.
+    """
+
+    expr: sp.Expr
+    symbols: tuple[sp.Symbol, sp.Symbol]
+    n: sp.Symbol
+
+    @property
+    def gradient(self) -> tuple[sp.Expr, sp.Expr]:
+        """``(∂S/∂Q̄, ∂S/∂Q)``; the saddle makes both zero."""
+        return tuple(sp.diff(self.expr, v) for v in self.symbols)
+
+    def latex(self) -> str:
+        """The action as LaTeX."""
+        return "S = " + sp.latex(self.expr)
+
+    def _repr_latex_(self) -> str:
+        return "$$" + self.latex() + "$$"
+
+
+@functools.lru_cache(maxsize=1)
+def pair_action() -> PairAction:
+    """The non-odd one-hidden-layer action (see :class:`PairAction`)."""
+    a = tau[k] + Qbar * kappa[k]
+    D = Qbar - 1 / (1 + Qc)
+    s_mm = sp.Sum(mutil[k] ** 2 / a, (k, 1, P))
+    s_ym = sp.Sum(ytil[k] * mutil[k] / a, (k, 1, P))
+    s_yy = sp.Sum(ytil[k] ** 2 / a, (k, 1, P))
+    logdet = sp.Sum(sp.log(a), (k, 1, P)) + sp.log(1 - D * s_mm)
+    expr = n1 * (-Qbar * Qc + sp.log(1 + Qc)) + logdet + s_yy + D * s_ym ** 2 / (1 - D * s_mm)
+    return PairAction(expr=expr, symbols=(Qbar, Qc), n=n1)
 
 
 def on_summands(expr: sp.Expr, fn) -> sp.Expr:

@@ -21,17 +21,34 @@ each nonlinearity and disagree with each other already at L = 3; THEORY §4.4).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+import sympy as sp
 from scipy.linalg import cholesky, solve_triangular
 
 from nnft.errors import ConvergenceError, InputError
 from nnft.inference.validate import Problem, problem
 from nnft.numeric.gp_posterior import order0
-from nnft.proportional.action import Action, mode_functions, scalar_action
-from nnft.proportional.saddle import Saddle, solve
+from nnft.proportional.action import (
+    PAIR_MODES,
+    Action,
+    PairAction,
+    Qbar,
+    Qc,
+    _kap,
+    _mt,
+    _tau,
+    _yt,
+    mode_functions,
+    n1,
+    pair_action,
+    scalar_action,
+)
+from nnft.proportional.modes import compile_mode_expressions
+from nnft.proportional.saddle import PairSaddle, Saddle, solve, solve_pair
 
 __all__ = ["GeneralisationError", "OrderParameter", "RenormalisedPosterior", "renormalised_posterior"]
 
@@ -65,10 +82,11 @@ class RenormalisedPosterior:
     mean: np.ndarray
     cov: np.ndarray
     order_parameters: Mapping[str, OrderParameter]
-    action: Action
-    saddle: Saddle
+    action: Action | PairAction
+    saddle: Saddle | PairSaddle
     K_R: np.ndarray = field(repr=False)  # the renormalised kernel on A ∪ B (training points first)
     problem: Problem = field(repr=False)
+    kernel_latex: str = field(repr=False, default="")
 
     @property
     def std(self) -> np.ndarray:
@@ -78,8 +96,8 @@ class RenormalisedPosterior:
 
     @property
     def q(self) -> float:
-        """The kernel multiplier ``q = Π_ℓ Q_ℓ``."""
-        return float(self.saddle.q)
+        """The multiplier of the centred kernel: ``q = Π_ℓ Q_ℓ`` (odd σ) or ``Q̄`` (non-odd σ)."""
+        return float(self.saddle.q if isinstance(self.saddle, Saddle) else self.saddle.Qbar)
 
     def generalisation_error(self, y_test) -> GeneralisationError:
         """``ε_g = ⟨(mean − y)²⟩ + ⟨var⟩`` over test points and outputs (THEORY §3; deepbays' averageLoss)."""
@@ -97,8 +115,8 @@ class RenormalisedPosterior:
 
     def latex(self) -> str:
         """The action and the predictor, as LaTeX."""
-        return (self.action.latex() + r",\qquad K_R = C_b^{(L)} + \Big(\prod_\ell Q_\ell\Big)\big(K^{(L)} - "
-                r"C_b^{(L)}\big),\quad \mathbb{E}[z_B\mid y] = K_{R,BA}(K_{R,AA} + \sigma_\varepsilon^2)^{-1} y")
+        return (self.action.latex() + r",\qquad " + self.kernel_latex
+                + r",\quad \mathbb{E}[z_B\mid y] = K_{R,BA}(K_{R,AA} + \sigma_\varepsilon^2)^{-1} y")
 
     def _repr_latex_(self) -> str:
         return "$$" + self.latex() + "$$"
@@ -109,8 +127,25 @@ class RenormalisedPosterior:
                 f"noise={self.problem.noise:g}, saddle by {self.saddle.method}, residual {self.saddle.residual:.1e})")
 
 
-def _pencil(K_w: np.ndarray, C_b: float, noise: float, Y: np.ndarray):
-    """Generalised eigenmodes (κ, τ, ỹ²) of ``B + q K_w`` with ``B = σ_ε² I + C_b 11ᵀ`` on the training set."""
+@dataclass(frozen=True)
+class _Pencil:
+    """Joint eigenmodes of ``(B, K_w)`` on the training set, ``B = σ_ε² I + C_b 11ᵀ``: ``B + q K_w`` is diagonal.
+
+    ``B + q K_w = L U diag(τ + q κ) Uᵀ Lᵀ``; ``rotate(v) = Uᵀ L⁻¹ v``; ``logdet0 = log det L Lᵀ``.
+    """
+
+    kappa: np.ndarray
+    tau: np.ndarray
+    L: np.ndarray
+    U: np.ndarray
+    logdet0: float
+
+    def rotate(self, v: np.ndarray) -> np.ndarray:
+        return self.U.T @ solve_triangular(self.L, v, lower=True)
+
+
+def _pencil(K_w: np.ndarray, C_b: float, noise: float) -> _Pencil:
+    """The eigen-pencil of ``B + q K_w``: whiten by B when the noise is positive, else by K_w (which must be PD)."""
     P_A = K_w.shape[0]
     B = noise * np.eye(P_A) + C_b * np.ones((P_A, P_A))
     if noise > 0:
@@ -130,15 +165,60 @@ def _pencil(K_w: np.ndarray, C_b: float, noise: float, Y: np.ndarray):
         tau, U = np.linalg.eigh(0.5 * (Bt + Bt.T))
         tau = np.maximum(tau, 0.0)
         kap = np.ones(P_A)
-    yt = U.T @ solve_triangular(L, Y, lower=True)
-    return kap, tau, np.sum(yt ** 2, axis=1)
+    return _Pencil(kappa=kap, tau=tau, L=L, U=U, logdet0=float(2 * np.sum(np.log(np.diag(L)))))
+
+
+@functools.lru_cache(maxsize=32)
+def _mean_function(expr: sp.Expr):
+    """``K ↦ ⟨σ(z)⟩_{z ~ N(0, K)}`` from the engine's single-variable expectation (closed form or quadrature)."""
+    from nnft.codegen.module import compile_function
+    from nnft.gaussian import Kaa, expect_single
+
+    return compile_function({"mu": expect_single(expr)}, (Kaa,), name="proportional_mean").mu
+
+
+def activation_mean(activation, K_diag: np.ndarray) -> np.ndarray:
+    """``μ_a = ⟨σ(z_a)⟩`` for ``z_a ~ N(0, K_aa)``, one per input."""
+    return np.asarray(_mean_function(activation.expr)(np.asarray(K_diag, dtype=np.float64)), dtype=np.float64)
+
+
+class PairProblem:
+    """The non-odd one-hidden-layer action on a training set, evaluated in the pencil's modes (O(P) per call)."""
+
+    def __init__(self, pencil: _Pencil, y: np.ndarray, mu_w: np.ndarray, n: float) -> None:
+        self.pencil, self.n = pencil, float(n)
+        self.modes = {_kap: pencil.kappa, _tau: pencil.tau, _yt: pencil.rotate(y), _mt: pencil.rotate(mu_w)}
+        act = pair_action()
+        self._f = compile_mode_expressions([act.expr, *act.gradient], (Qbar, Qc, n1), PAIR_MODES)
+
+    def S(self, Qb: float, Q: float) -> float:
+        """The full action, ``n₁[−Q̄Q + ln(1+Q)] + ln det(B + K_R) + yᵀ(B + K_R)⁻¹y``."""
+        return float(self._f(Qb, Q, self.n, modes=self.modes)[0]) + self.pencil.logdet0
+
+    def grad(self, Qb: float, Q: float) -> np.ndarray:
+        return self._f(Qb, Q, self.n, modes=self.modes)[1:]
+
+
+def _scalar_saddle(pencil: _Pencil, Y: np.ndarray, widths: np.ndarray) -> Saddle:
+    f, q_df, _ = mode_functions()
+    kap, tau = pencil.kappa, pencil.tau
+    y2 = np.sum(pencil.rotate(Y) ** 2, axis=1)
+    m = Y.shape[1]
+    sad = solve(widths, lambda qq: float(np.sum(f(qq, kap, tau, y2, m))),
+                lambda qq: float(np.sum(q_df(qq, kap, tau, y2, m))))
+    if not sad.converged:
+        raise ConvergenceError(f"the saddle point did not converge (residual {sad.residual:.2e} after "
+                               f"{sad.method}): report this with the inputs")
+    return sad
 
 
 def renormalised_posterior(net, x_train, y_train, x_test, *, noise: float) -> RenormalisedPosterior:
     """The posterior of ``net`` given ``(x_train, y_train)`` (noise variance ``noise`` = T) at its saddle point.
 
-    One output, any depth ≥ 2, odd or linear σ (non-odd σ needs the mean-vector order parameter of
-    Pacelli et al. §4.2, not built yet; several outputs need the m × m order parameter, not built yet).
+    One output. Odd σ (and linear): any depth ≥ 2, one order parameter ``Q_ℓ`` per hidden layer. Non-odd σ
+    (relu, gelu, …): one hidden layer, the two order parameters ``(Q̄, Q)`` of the mean-vector action
+    (:class:`nnft.proportional.action.PairAction`); deep non-odd networks are refused (no published
+    variant is exact in any limit). Several outputs need the m × m order parameter, not built yet.
     """
     pb = problem(net, x_train, y_train, x_test, noise)
     if net.depth < 2:
@@ -148,31 +228,48 @@ def renormalised_posterior(net, x_train, y_train, x_test, *, noise: float) -> Re
         raise InputError(f"{pb.m} outputs: the m × m order parameter (kernel shape renormalisation) is not built "
                          "yet; fit one output at a time for the isotropic approximation")
     act = net.activation
-    if getattr(act, "parity", 0) != -1:
-        raise InputError(f"σ = {act.name} is not odd: non-odd activations need the mean-vector order parameter "
-                         "(Pacelli et al. 2023 §4.2), which is not built yet; use an odd σ (tanh, erf, linear)")
-    ks = net.kernels(pb.x_all, ntk=False, layers="last")
+    odd = getattr(act, "parity", 0) == -1
+    if not odd and net.depth > 2:
+        raise InputError(f"σ = {act.name} is not odd and the network has {net.depth - 1} hidden layers: the "
+                         "mean-vector theory (Pacelli et al. 2023 §4.2) is built for one hidden layer only; use "
+                         "depth=2 or an odd σ (tanh, erf, linear)")
+    ks = net.kernels(pb.x_all, ntk=False, layers="all" if not odd else "last")
     K = np.asarray(ks.K)[-1]
     C_b = float(net.C_b[-1])
     K_w = K - C_b
-    a = slice(0, pb.P_A)
-    kap, tau, y2 = _pencil(K_w[a, a], C_b, pb.noise, pb.Y)
-    f, q_df, _ = mode_functions()
+    a, b = slice(0, pb.P_A), slice(pb.P_A, None)
+    pencil = _pencil(K_w[a, a], C_b, pb.noise)
     widths = np.asarray(net.widths, dtype=np.float64)
-    sad = solve(widths, lambda qq: float(np.sum(f(qq, kap, tau, y2, 1))),
-                lambda qq: float(np.sum(q_df(qq, kap, tau, y2, 1))))
-    if not sad.converged:
-        raise ConvergenceError(f"the saddle point did not converge (residual {sad.residual:.2e} after "
-                               f"{sad.method}): report this with the inputs")
-    K_R = C_b + sad.q * K_w
-    b = slice(pb.P_A, None)
+    odd_saddle = _scalar_saddle(pencil, pb.Y, widths)
+    ops: dict[str, OrderParameter] = {}
+    if odd:
+        sad: Saddle | PairSaddle = odd_saddle
+        K_R = C_b + sad.q * K_w
+        for ell, (Ql, nl) in enumerate(zip(sad.Q, widths, strict=True), start=1):
+            ops[f"Q_{ell}"] = OrderParameter(
+                f"Q_{ell}", float(Ql), f"renormalisation of hidden layer {ell} (width {int(nl)}): "
+                "n_ℓ(Q_ℓ − 1) = c is the same for every layer", alpha=pb.P_A / nl)
+        ops["q"] = OrderParameter("q", sad.q, "kernel multiplier Π_ℓ Q_ℓ: K_R = C_b + q (K − C_b)")
+        action: Action | PairAction = scalar_action(len(widths))
+        kernel_tex = r"K_R = C_b^{(L)} + \Big(\prod_\ell Q_\ell\Big)\big(K^{(L)} - C_b^{(L)}\big)"
+    else:
+        mu_w = np.sqrt(float(net.C_W[-1])) * activation_mean(act, np.diag(np.asarray(ks.K)[0]))
+        pp = PairProblem(pencil, pb.Y[:, 0], mu_w[: pb.P_A], widths[0])
+        Qb0 = float(odd_saddle.q)
+        sad = solve_pair(widths[0], pp.grad, pp.S, (Qb0, 1.0 / Qb0 - 1.0))
+        if not sad.converged:
+            raise ConvergenceError(f"the saddle point (Q̄, Q) did not converge (residual {sad.residual:.2e} after "
+                                   f"{sad.method}): report this with the inputs")
+        M_w = np.outer(mu_w, mu_w)
+        K_R = C_b + sad.Qbar * (K_w - M_w) + M_w / (1.0 + sad.Q)
+        alpha = pb.P_A / widths[0]
+        ops["Qbar"] = OrderParameter("Qbar", sad.Qbar, "renormalisation of the centred readout kernel K − C_b − M "
+                                     "(M = C_W μμᵀ, μ = ⟨σ⟩)", alpha=alpha)
+        ops["Q"] = OrderParameter("Q", sad.Q, "conjugate of Q̄; the mean-vector part M is scaled by 1/(1 + Q) "
+                                  "(Q = 1/Q̄ − 1 when μ = 0)", alpha=alpha)
+        action = pair_action()
+        kernel_tex = r"K_R = C_b + \bar Q\,(K - C_b - M) + \frac{M}{1 + Q},\ M = C_W\,\mu\mu^{\top}"
     gp = order0(K_R[a, a], K_R[b, a], K_R[b, b], pb.Y, pb.noise,
                 hint="the renormalised kernel is singular on the training set: give noise > 0")
-    ops = {}
-    for ell, (Ql, nl) in enumerate(zip(sad.Q, widths, strict=True), start=1):
-        ops[f"Q_{ell}"] = OrderParameter(
-            f"Q_{ell}", float(Ql), f"renormalisation of hidden layer {ell} (width {int(nl)}): "
-            "n_ℓ(Q_ℓ − 1) = c is the same for every layer", alpha=pb.P_A / nl)
-    ops["q"] = OrderParameter("q", sad.q, "kernel multiplier Π_ℓ Q_ℓ: K_R = C_b + q (K − C_b)")
-    return RenormalisedPosterior(mean=gp.mean, cov=gp.cov, order_parameters=ops, action=scalar_action(len(widths)),
-                                 saddle=sad, K_R=K_R, problem=pb)
+    return RenormalisedPosterior(mean=gp.mean, cov=gp.cov, order_parameters=ops, action=action, saddle=sad, K_R=K_R,
+                                 problem=pb, kernel_latex=kernel_tex)

@@ -22,7 +22,7 @@ from scipy.optimize import brentq, minimize_scalar
 
 from nnft.errors import ConvergenceError
 
-__all__ = ["Saddle", "solve"]
+__all__ = ["PairSaddle", "Saddle", "solve", "solve_pair"]
 
 _V_MAX = 60.0
 _GRID = 400
@@ -99,3 +99,54 @@ def solve(widths, data_term: Callable[[float], float], q_data_slope: Callable[[f
     others = tuple(layers(r)[2] for i, r in enumerate(roots) if i != best)
     return Saddle(Q=Q, q=qq, c=cc, action=actions[best], residual=resid, method=method, bracket=(lo, hi),
                   other_roots=others, converged=bool(resid < 1e-8))
+
+
+@dataclass(frozen=True)
+class PairSaddle:
+    """The solution ``(Q̄, Q)`` of the two-parameter (non-odd σ) action and how it was found."""
+
+    Qbar: float
+    Q: float
+    action: float
+    residual: float  # max |∂S/∂ln Q̄|, |∂S/∂ln(1+Q)| divided by n
+    method: str
+    start: tuple[float, float]
+    converged: bool
+
+
+def solve_pair(n: float, grad: Callable[[float, float], np.ndarray], S: Callable[[float, float], float],
+               start: tuple[float, float], *, tol: float = 1e-11) -> PairSaddle:
+    """Solve ``∂S/∂Q̄ = ∂S/∂Q = 0`` in ``u = ln Q̄``, ``w = ln(1 + Q)`` from ``start = (Q̄₀, Q₀)``.
+
+    Powell's hybrid method (MINPACK ``hybr``) first, Levenberg–Marquardt as the fallback; the start is
+    the odd-σ solution (``μ = 0``), which the mean-vector term perturbs. ``grad(Q̄, Q)`` returns the two
+    partial derivatives.
+    """
+    from scipy.optimize import root
+
+    def F(x):
+        Qb, Q = math.exp(x[0]), math.expm1(x[1])
+        g = grad(Qb, Q)
+        return np.array([Qb * g[0], (1.0 + Q) * g[1]]) / n
+
+    x0 = np.array([math.log(start[0]), math.log1p(start[1])])
+    best = None
+    for method in ("hybr", "lm"):
+        try:
+            with np.errstate(all="ignore"):
+                res = root(F, x0, method=method, tol=tol)
+        except (ValueError, FloatingPointError):  # pragma: no cover - a non-finite step
+            continue
+        r = float(np.max(np.abs(F(res.x)))) if np.all(np.isfinite(res.x)) else math.inf
+        if best is None or r < best[1]:
+            best = (res.x, r, method)
+        if r < 1e-9:
+            break
+    if best is None or not math.isfinite(best[1]):
+        raise ConvergenceError("the two-parameter saddle point (Q̄, Q) could not be found from the odd-σ start: "
+                               "report this with the inputs")
+    x, r, method = best
+    Qb, Q = math.exp(x[0]), math.expm1(x[1])
+    return PairSaddle(Qbar=Qb, Q=Q, action=float(S(Qb, Q)), residual=r,
+                      method=method if method == "hybr" else "lm (fallback)", start=tuple(start),
+                      converged=bool(r < 1e-8))
