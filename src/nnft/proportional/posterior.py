@@ -35,6 +35,7 @@ from nnft.numeric.gp_posterior import order0
 from nnft.proportional.action import (
     PAIR_MODES,
     Action,
+    MatrixAction,
     PairAction,
     Qbar,
     Qc,
@@ -42,13 +43,14 @@ from nnft.proportional.action import (
     _mt,
     _tau,
     _yt,
+    matrix_action,
     mode_functions,
     n1,
     pair_action,
     scalar_action,
 )
 from nnft.proportional.modes import compile_mode_expressions
-from nnft.proportional.saddle import PairSaddle, Saddle, solve, solve_pair
+from nnft.proportional.saddle import MatrixSaddle, PairSaddle, Saddle, solve, solve_matrix, solve_pair
 
 __all__ = ["GeneralisationError", "OrderParameter", "RenormalisedPosterior", "renormalised_posterior"]
 
@@ -82,9 +84,10 @@ class RenormalisedPosterior:
     mean: np.ndarray
     cov: np.ndarray
     order_parameters: Mapping[str, OrderParameter]
-    action: Action | PairAction
-    saddle: Saddle | PairSaddle
-    K_R: np.ndarray = field(repr=False)  # the renormalised kernel on A ∪ B (training points first)
+    action: Action | PairAction | MatrixAction
+    saddle: Saddle | PairSaddle | MatrixSaddle
+    #: the renormalised kernel on A ∪ B (training points first); (m, P, m, P) for several outputs
+    K_R: np.ndarray = field(repr=False)
     problem: Problem = field(repr=False)
     kernel_latex: str = field(repr=False, default="")
 
@@ -97,6 +100,8 @@ class RenormalisedPosterior:
     @property
     def q(self) -> float:
         """The multiplier of the centred kernel: ``q = Π_ℓ Q_ℓ`` (odd σ) or ``Q̄`` (non-odd σ)."""
+        if isinstance(self.saddle, MatrixSaddle):
+            raise AttributeError("several outputs have an m × m order parameter: read order_parameters['Q']")
         return float(self.saddle.q if isinstance(self.saddle, Saddle) else self.saddle.Qbar)
 
     def generalisation_error(self, y_test) -> GeneralisationError:
@@ -122,7 +127,8 @@ class RenormalisedPosterior:
         return "$$" + self.latex() + "$$"
 
     def __repr__(self) -> str:
-        ops = ", ".join(f"{k}={v.value:.6g}" for k, v in self.order_parameters.items())
+        ops = ", ".join(f"{k}={np.array2string(np.asarray(v.value), precision=6)}"
+                        for k, v in self.order_parameters.items())
         return (f"RenormalisedPosterior({ops}; P_A={self.problem.P_A}, P_B={self.problem.P_B}, m={self.problem.m}, "
                 f"noise={self.problem.noise:g}, saddle by {self.saddle.method}, residual {self.saddle.residual:.1e})")
 
@@ -199,6 +205,36 @@ class PairProblem:
         return self._f(Qb, Q, self.n, modes=self.modes)[1:]
 
 
+class MatrixProblem:
+    """The m-output one-hidden-layer action over an m × m Q, evaluated in the pencil's modes (O(m P) per call)."""
+
+    def __init__(self, pencil: _Pencil, Y: np.ndarray, n: float) -> None:
+        self.pencil, self.n, self.m = pencil, float(n), Y.shape[1]
+        self.Y0 = pencil.rotate(Y)  # (P_A, m): rotating outputs commutes with the mode rotation
+
+    def _parts(self, Q: np.ndarray):
+        q, R = np.linalg.eigh(0.5 * (Q + Q.T))
+        a = self.pencil.tau[:, None] + self.pencil.kappa[:, None] * q[None, :]
+        return q, R, a, self.Y0 @ R
+
+    def S(self, Q: np.ndarray) -> float:
+        """``n₁[tr Q − ln det Q] + ln det(I ⊗ B + Q ⊗ K_w) + vec(Y)ᵀ(…)⁻¹vec(Y)``; +inf outside Q > 0."""
+        q, _, a, Yt = self._parts(Q)
+        if np.any(q <= 0) or np.any(a <= 0):
+            return np.inf
+        return float(self.n * np.sum(q - np.log(q)) + np.sum(np.log(a)) + np.sum(Yt ** 2 / a)
+                     + self.m * self.pencil.logdet0)
+
+    def grad(self, Q: np.ndarray) -> np.ndarray:
+        """``∂S/∂Q = n₁(I − Q⁻¹) + R H Rᵀ`` (see :class:`nnft.proportional.action.MatrixAction`)."""
+        q, R, a, Yt = self._parts(Q)
+        kap = self.pencil.kappa[:, None]
+        W = Yt / a
+        H = np.diag(np.sum(kap / a, axis=0)) - (W * kap).T @ W
+        G = self.n * (np.eye(self.m) - (R / q) @ R.T) + R @ H @ R.T
+        return 0.5 * (G + G.T)
+
+
 def _scalar_saddle(pencil: _Pencil, Y: np.ndarray, widths: np.ndarray) -> Saddle:
     f, q_df, _ = mode_functions()
     kap, tau = pencil.kappa, pencil.tau
@@ -210,6 +246,36 @@ def _scalar_saddle(pencil: _Pencil, Y: np.ndarray, widths: np.ndarray) -> Saddle
         raise ConvergenceError(f"the saddle point did not converge (residual {sad.residual:.2e} after "
                                f"{sad.method}): report this with the inputs")
     return sad
+
+
+def _several_outputs(pb: Problem, pencil: _Pencil, iso: Saddle, K_w: np.ndarray, C_b: float,
+                     n: float) -> RenormalisedPosterior:
+    """m outputs, one hidden layer: solve for Q (m × m) from the isotropic start, predict output by output."""
+    mp = MatrixProblem(pencil, pb.Y, n)
+    sad = solve_matrix(n, mp.S, mp.grad, iso.q * np.eye(pb.m))
+    if not sad.converged:
+        raise ConvergenceError(f"the m × m saddle point did not converge (residual {sad.residual:.2e} after "
+                               f"{sad.method}): report this with the inputs")
+    q, R = np.linalg.eigh(sad.Q)
+    a, b = slice(0, pb.P_A), slice(pb.P_A, None)
+    YR = pb.Y @ R
+    mean_r = np.empty((pb.P_B, pb.m))
+    cov_r = np.empty((pb.m, pb.P_B, pb.P_B))
+    for i in range(pb.m):
+        Ki = C_b + q[i] * K_w
+        gp = order0(Ki[a, a], Ki[b, a], Ki[b, b], YR[:, i:i + 1], pb.noise,
+                    hint="the renormalised kernel is singular on the training set: give noise > 0")
+        mean_r[:, i] = gp.mean[:, 0]
+        cov_r[i] = gp.cov[0, :, 0, :]
+    mean = mean_r @ R.T
+    cov = np.einsum("il,jl,lbc->ibjc", R, R, cov_r)
+    K_R = np.einsum("ij,ab->iajb", sad.Q, K_w) + C_b * np.einsum("ij,ab->iajb", np.eye(pb.m),
+                                                                 np.ones_like(K_w))
+    ops = {"Q": OrderParameter("Q", sad.Q.copy(), "m × m kernel-shape renormalisation: Cov(z_i, z_j) = δ_ij C_b "
+                               "+ Q_ij (K − C_b)", alpha=pb.P_A / n)}
+    return RenormalisedPosterior(mean=mean, cov=cov, order_parameters=ops, action=matrix_action(pb.m), saddle=sad,
+                                 K_R=K_R, problem=pb,
+                                 kernel_latex=r"\mathrm{Cov}(z_i, z_j) = \delta_{ij} C_b + Q_{ij}\,(K - C_b)")
 
 
 def renormalised_posterior(net, x_train, y_train, x_test, *, noise: float) -> RenormalisedPosterior:
@@ -224,11 +290,12 @@ def renormalised_posterior(net, x_train, y_train, x_test, *, noise: float) -> Re
     if net.depth < 2:
         raise InputError("a depth-1 network has no hidden layer to renormalise: its posterior is exactly the GP "
                          "(nnft.posterior)")
-    if pb.m != 1:
-        raise InputError(f"{pb.m} outputs: the m × m order parameter (kernel shape renormalisation) is not built "
-                         "yet; fit one output at a time for the isotropic approximation")
     act = net.activation
     odd = getattr(act, "parity", 0) == -1
+    if pb.m > 1 and (net.depth != 2 or not odd):
+        raise InputError(f"{pb.m} outputs: the m × m order parameter (kernel shape renormalisation) is built for "
+                         "one hidden layer and odd σ (exact for linear networks); use depth=2 and an odd σ, or "
+                         "fit one output at a time")
     if not odd and net.depth > 2:
         raise InputError(f"σ = {act.name} is not odd and the network has {net.depth - 1} hidden layers: the "
                          "mean-vector theory (Pacelli et al. 2023 §4.2) is built for one hidden layer only; use "
@@ -242,6 +309,8 @@ def renormalised_posterior(net, x_train, y_train, x_test, *, noise: float) -> Re
     widths = np.asarray(net.widths, dtype=np.float64)
     odd_saddle = _scalar_saddle(pencil, pb.Y, widths)
     ops: dict[str, OrderParameter] = {}
+    if pb.m > 1:
+        return _several_outputs(pb, pencil, odd_saddle, K_w, C_b, widths[0])
     if odd:
         sad: Saddle | PairSaddle = odd_saddle
         K_R = C_b + sad.q * K_w

@@ -22,7 +22,7 @@ from scipy.optimize import brentq, minimize_scalar
 
 from nnft.errors import ConvergenceError
 
-__all__ = ["PairSaddle", "Saddle", "solve", "solve_pair"]
+__all__ = ["MatrixSaddle", "PairSaddle", "Saddle", "solve", "solve_matrix", "solve_pair"]
 
 _V_MAX = 60.0
 _GRID = 400
@@ -150,3 +150,62 @@ def solve_pair(n: float, grad: Callable[[float, float], np.ndarray], S: Callable
     return PairSaddle(Qbar=Qb, Q=Q, action=float(S(Qb, Q)), residual=r,
                       method=method if method == "hybr" else "lm (fallback)", start=tuple(start),
                       converged=bool(r < 1e-8))
+
+
+@dataclass(frozen=True)
+class MatrixSaddle:
+    """The m × m order parameter Q at the saddle (kernel *shape* renormalisation) and how it was found."""
+
+    Q: np.ndarray
+    action: float
+    residual: float  # max |∂S/∂Q| / n at the solution
+    method: str
+    converged: bool
+
+
+def solve_matrix(n: float, S: Callable[[np.ndarray], float], grad: Callable[[np.ndarray], np.ndarray],
+                 start: np.ndarray, *, tol: float = 1e-12) -> MatrixSaddle:
+    """Solve ``∂S/∂Q = 0`` over symmetric positive-definite m × m ``Q`` from ``start`` (the isotropic solution).
+
+    The unknowns are ``Q = L Lᵀ`` with L lower triangular and ``log`` of its diagonal, so every iterate is
+    positive definite; Powell's hybrid method on the gradient's upper triangle, with L-BFGS minimisation
+    of S followed by the same polish as the fallback.
+    """
+    from scipy.optimize import minimize, root
+
+    m = start.shape[0]
+    rows, cols = np.tril_indices(m)
+    iu = np.triu_indices(m)
+
+    def unpack(x):
+        L = np.zeros((m, m))
+        L[rows, cols] = x
+        L[np.diag_indices(m)] = np.exp(np.diag(L))
+        return L @ L.T
+
+    def pack(Q):
+        L = np.linalg.cholesky(Q)
+        L[np.diag_indices(m)] = np.log(np.diag(L))
+        return L[rows, cols]
+
+    def F(x):
+        return grad(unpack(x))[iu] / n
+
+    def resid(x):
+        return float(np.max(np.abs(F(x))))
+
+    x0 = pack(start)
+    with np.errstate(all="ignore"):
+        res = root(F, x0, method="hybr", tol=tol)
+    x, method = res.x, "hybr"
+    if not (np.all(np.isfinite(x)) and resid(x) < 1e-9):
+        with np.errstate(all="ignore"):
+            mres = minimize(lambda y: S(unpack(y)) / n, x0, method="L-BFGS-B",
+                            options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 2000})
+            res = root(F, mres.x, method="hybr", tol=tol)
+        x, method = res.x, "L-BFGS-B + hybr (fallback)"
+    if not np.all(np.isfinite(x)):
+        raise ConvergenceError("the m × m saddle point could not be found from the isotropic start: report this")
+    Q = unpack(x)
+    r = resid(x)
+    return MatrixSaddle(Q=Q, action=float(S(Q)), residual=r, method=method, converged=bool(r < 1e-8))
