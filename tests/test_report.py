@@ -41,7 +41,7 @@ def test_report_writes_every_format(report):
     p = report.path
     for name in ("report.html", "report.md", "formulas.tex", "results.json"):
         assert (p / name).stat().st_size > 0, name
-    for fig in ("kernels_depth", "montecarlo_inverse_width"):
+    for fig in ("kernels_depth", "montecarlo_inverse_width", "eft_diagrams", "eft_flow"):
         assert (p / "figures" / f"{fig}.png").stat().st_size > 1000
         assert (p / "figures" / f"{fig}.svg").stat().st_size > 1000
     assert list((p / "modules").glob("*.py")), "the generated numeric module is part of the report"
@@ -75,6 +75,10 @@ def test_results_json_has_provenance_and_numbers(report):
     fw = d["sections"]["finite_width"]["input1"]  # ReLU at criticality, equal widths: V/K² = 5(ℓ − 1), K1 = 0
     np.testing.assert_allclose(np.array(fw["V"]) / np.array(fw["K"]) ** 2, [0.0, 5.0, 10.0], rtol=1e-13, atol=1e-13)
     assert np.all(np.array(fw["K1"]) == 0) and d["sections"]["finite_width"]["status"] == "done"
+    eft = d["sections"]["eft"]  # one input: n γ4 K² = V/K² = 5(ℓ − 1); output (m = 1): n γ2¹ K = (m + 2)V/(2K²)
+    assert eft["status"] == "done" and eft["diagrams"] == {"two_point": 2, "four_point": 3}
+    np.testing.assert_allclose(eft["flow"]["n_gamma4_K2_input1"], [0.0, 5.0, 10.0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(eft["flow"]["n_gamma2_1_K_input1"][-1], 1.5 * 10.0, rtol=1e-12)
 
 
 def test_montecarlo_check_flags_a_wrong_theory(tmp_path, monkeypatch):

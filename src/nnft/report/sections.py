@@ -19,6 +19,7 @@ from nnft.report import figures
 from nnft.report.config import ReportConfig
 from nnft.report.criticality_section import criticality_section
 from nnft.report.document import Figure, Math, Section, Table, Text
+from nnft.report.eft_section import eft_section
 from nnft.report.finite_width_section import finite_width
 from nnft.report.ntk_finite_width_section import ntk_finite_width
 
@@ -190,7 +191,7 @@ SECTIONS: list[Callable[[Context], Section]] = [
     finite_width,
     montecarlo,
     ntk_finite_width,
-    _planned("eft", "Effective action", "the couplings γ2, γ4 matched through Feynman diagrams and their flow"),
+    eft_section,
 ]
 
 
