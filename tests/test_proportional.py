@@ -435,3 +435,57 @@ def test_nonlinear_test_error_is_closer_to_the_finite_network_posterior_than_the
         assert abs(gap_theory) < abs(gap_gp), (act, n)
         if n >= 64:
             assert abs(gap_gp) > 3 * se and abs(gap_theory) < 0.5 * abs(gap_gp), (act, n)
+
+
+# ------------------------------------------------------------ the predictive as a scale mixture; Student-t
+
+
+@pytest.mark.parametrize("noise", [0.3, 0.0])
+def test_scale_mixture_predictive_is_the_exact_linear_posterior(noise):
+    """Integrating Q instead of fixing it: for a linear network this is the exact posterior (the oracle)."""
+    rng = np.random.default_rng(2)
+    P, n0, n = 12, 20, 8
+    x, xb = rng.normal(size=(P, n0)), rng.normal(size=(2, n0))
+    y = rng.normal(size=P)
+    r = renormalised_posterior(nnft.MLP("linear", depth=2, width=n), x, y, xb, noise=noise)
+    m, c, _ = one_output(x, y, xb, C_W=1.0, widths=[n], noise=noise)
+    mq, _ = scale_posterior(x, y, C_W=1.0, widths=[n], noise=noise)
+    for b in range(2):
+        mix = r.predictive(b)
+        np.testing.assert_allclose(mix.mean, m[b], rtol=1e-10)
+        np.testing.assert_allclose(mix.var, c[b, b], rtol=1e-10)
+        np.testing.assert_allclose(mix.Q_mean, mq, rtol=1e-10)
+        assert abs(mix.var - r.std[b, 0] ** 2) > 1e-3  # the saddle point alone misses the O(1/n) part
+    assert (r.predictive(0).closed_form is None) == (noise > 0)
+
+
+def test_zero_noise_predictive_is_generalised_hyperbolic_not_student_t():
+    from scipy.integrate import quad
+    from scipy.stats import t as student_t
+
+    from nnft.proportional.mixture import GeneralisedHyperbolic
+
+    rng = np.random.default_rng(2)
+    P, n0, n = 12, 20, 8
+    x, xb = rng.normal(size=(P, n0)), rng.normal(size=(1, n0))
+    y = rng.normal(size=P)
+    mix = renormalised_posterior(nnft.MLP("linear", depth=2, width=n), x, y, xb, noise=0.0).predictive(0)
+    gh = mix.closed_form
+    assert gh.lam == pytest.approx((n - P) / 2)
+    z = mix.mean + np.linspace(-4, 4, 9) * np.sqrt(mix.var)
+    np.testing.assert_allclose(gh.pdf(z), mix.pdf(z), rtol=1e-10)
+    np.testing.assert_allclose(gh.var, mix.var, rtol=1e-10)
+    assert quad(gh.pdf, -np.inf, np.inf)[0] == pytest.approx(1.0, abs=1e-9)
+    # not a Student-t: with the same variance, ν = P − n, its tails are lighter (exponential against power law)
+    nu = P - n
+    t_scale = np.sqrt(mix.var * (nu - 2) / nu)
+    far = mix.mean + 10 * np.sqrt(mix.var)
+    assert gh.pdf(far) < 0.1 * student_t.pdf(far, nu, loc=mix.mean, scale=t_scale)
+    # … a Student-t only in the ψ → 0 limit (inverse-Gamma mixing), with ν = −2λ and scale² = χ/ν
+    lim = GeneralisedHyperbolic(lam=gh.lam, chi=gh.chi, psi=1e-12, loc=gh.loc)
+    zz = gh.loc + np.linspace(-5, 5, 11)
+    np.testing.assert_allclose(lim.pdf(zz), student_t.pdf(zz, nu, loc=gh.loc, scale=np.sqrt(gh.chi / nu)), rtol=1e-5)
+    with pytest.raises(InputError, match="one hidden layer"):
+        renormalised_posterior(nnft.MLP("linear", depth=3, width=n), x, y, xb, noise=0.1).predictive(0)
+    with pytest.raises(InputError, match="test-point index"):
+        renormalised_posterior(nnft.MLP("linear", depth=2, width=n), x, y, xb, noise=0.1).predictive(3)

@@ -49,6 +49,7 @@ from nnft.proportional.action import (
     pair_action,
     scalar_action,
 )
+from nnft.proportional.mixture import ScaleMixture, scale_mixture
 from nnft.proportional.modes import compile_mode_expressions
 from nnft.proportional.saddle import MatrixSaddle, PairSaddle, Saddle, solve, solve_matrix, solve_pair
 
@@ -90,6 +91,8 @@ class RenormalisedPosterior:
     K_R: np.ndarray = field(repr=False)
     problem: Problem = field(repr=False)
     kernel_latex: str = field(repr=False, default="")
+    _C_b: float = field(repr=False, default=0.0)
+    _widths: tuple = field(repr=False, default=())
 
     @property
     def std(self) -> np.ndarray:
@@ -117,6 +120,26 @@ class RenormalisedPosterior:
         bias2 = float(np.mean((self.mean - y) ** 2))
         var = float(np.mean(self.std ** 2))
         return GeneralisationError(total=bias2 + var, bias2=bias2, variance=var)
+
+    def predictive(self, b: int = 0) -> ScaleMixture:
+        """The predictive law of test point ``b`` with the scale Q integrated, not fixed at the saddle.
+
+        One hidden layer, odd σ, one output: a scale mixture of Gaussians over the posterior of Q
+        (:mod:`nnft.proportional.mixture`; exact for bias-free linear networks). At ``noise = 0`` and
+        ``C_b = 0`` its closed form, a symmetric generalised hyperbolic law, is in ``.closed_form``.
+        """
+        pb = self.problem
+        if not isinstance(self.saddle, Saddle) or len(self.saddle.Q) != 1:
+            raise InputError("the scale-mixture predictive is built for one hidden layer, odd σ and one output")
+        if not (isinstance(b, int | np.integer) and 0 <= b < pb.P_B):
+            raise InputError(f"b must be a test-point index in 0 … {pb.P_B - 1}, got {b!r}")
+        C_b = float(self._C_b)
+        K_w = (self.K_R - C_b) / self.saddle.q
+        a, j = slice(0, pb.P_A), pb.P_A + int(b)
+        pencil = _pencil(K_w[a, a], C_b, pb.noise)
+        n = float(self._widths[0])
+        return scale_mixture(pencil, pb.Y[:, 0], K_w[j, a], float(K_w[j, j]), C_b, n, self.saddle.q,
+                             closed_form=pb.noise == 0 and C_b == 0)
 
     def latex(self) -> str:
         """The action and the predictor, as LaTeX."""
@@ -341,4 +364,4 @@ def renormalised_posterior(net, x_train, y_train, x_test, *, noise: float) -> Re
     gp = order0(K_R[a, a], K_R[b, a], K_R[b, b], pb.Y, pb.noise,
                 hint="the renormalised kernel is singular on the training set: give noise > 0")
     return RenormalisedPosterior(mean=gp.mean, cov=gp.cov, order_parameters=ops, action=action, saddle=sad, K_R=K_R,
-                                 problem=pb, kernel_latex=kernel_tex)
+                                 problem=pb, kernel_latex=kernel_tex, _C_b=C_b, _widths=tuple(net.widths))
