@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-__all__ = ["Action", "MatrixAction", "PairAction", "matrix_action", "pair_action", "scalar_action",
-           "zero_noise_equation"]
+__all__ = ["Action", "MatrixAction", "PairAction", "matrix_action", "matrix_mode_action", "pair_action",
+           "scalar_action", "zero_noise_equation"]
 
 k = sp.Idx("k")
 P = sp.Symbol("P", integer=True, positive=True)
@@ -174,8 +174,10 @@ class MatrixAction:
     Wishart scale mixture of THEORY §2 without its O(1) Jacobian. In the eigenbasis ``Q = R diag(q) Rᵀ``
     it splits into m scalar actions with rotated targets ``Y R``; the gradient used by the solver is
     ``n₁(I − Q⁻¹) + R H Rᵀ``, ``H_ij = δ_ij Σ_k κ_k/a_ki − Σ_k κ_k ỹ_ki ỹ_kj/(a_ki a_kj)``,
-    ``a_ki = τ_k + q_i κ_k``, derived by hand in that basis (sympy 1.14 does not differentiate ``ln det`` of a
-    matrix symbol) and checked against finite differences of the dense form in the tests.
+    ``a_ki = τ_k + q_i κ_k``. The solver uses, for m ≤ 3, the gradient sympy derives from the per-mode form
+    (:func:`matrix_mode_action`; sympy 1.14 does not differentiate ``ln det`` of a matrix *symbol*, so the
+    derivation works on explicit entries ``Q_ij``), and this closed form beyond; the tests check both
+    against each other and against finite differences of the dense Kronecker form.
     """
 
     m: int
@@ -237,3 +239,29 @@ def zero_noise_equation(hidden: int) -> sp.Expr:
     poly = sp.Poly(sp.expand(num), Q)
     lead = poly.LC()
     return sp.expand(sp.simplify(poly.as_expr() / lead))
+
+
+@functools.lru_cache(maxsize=4)
+def matrix_mode_action(m_out: int):
+    """The m × m action written per eigenmode, with its gradient derived by sympy.
+
+    In the joint eigenbasis of ``(B, K_w)`` the covariance ``I ⊗ B + Q ⊗ K_w`` splits into P blocks
+    ``τ_k I + κ_k Q`` (m × m), so ``S = n₁[tr Q − ln det Q] + Σ_k [ln det(τ_k I + κ_k Q) + ỹ_kᵀ(τ_k I + κ_k Q)⁻¹ỹ_k]``
+    with ``ỹ_k`` the k-th row of the rotated targets. Returns ``(expr, entries, per_mode, gradient)``:
+    ``entries`` the symbols ``Q_ij`` (i ≤ j), ``per_mode`` the indexed → plain map for
+    :func:`nnft.proportional.modes.compile_mode_expressions`, ``gradient`` the symmetric matrix ``∂S/∂Q``
+    (``∂S/∂Q_ii`` on the diagonal, ``½ ∂S/∂Q_ij`` off it).
+    """
+    entries = {(i, j): sp.Symbol(f"Q_{i + 1}{j + 1}", real=True) for i in range(m_out) for j in range(i, m_out)}
+    Qm = sp.Matrix(m_out, m_out, lambda i, j: entries[(min(i, j), max(i, j))])
+    ys = [sp.IndexedBase(rf"\tilde{{y}}_{{{i + 1}}}") for i in range(m_out)]
+    yv = sp.Matrix([y_[k] for y_ in ys])
+    Ck = tau[k] * sp.eye(m_out) + kappa[k] * Qm
+    summand = sp.log(Ck.det()) + (yv.T * Ck.adjugate() * yv)[0, 0] / Ck.det()
+    expr = n1 * (Qm.trace() - sp.log(Qm.det())) + sp.Sum(summand, (k, 1, P))
+    per_mode = {kappa[k]: _kap, tau[k]: _tau}
+    for i, y_ in enumerate(ys):
+        per_mode[y_[k]] = sp.Symbol(f"y_{i + 1}_k", real=True)
+    grad = sp.Matrix(m_out, m_out, lambda i, j: sp.diff(expr, entries[(min(i, j), max(i, j))])
+                     * (1 if i == j else sp.Rational(1, 2)))
+    return expr, tuple(entries.values()), per_mode, grad

@@ -44,6 +44,7 @@ from nnft.proportional.action import (
     _tau,
     _yt,
     matrix_action,
+    matrix_mode_action,
     mode_functions,
     n1,
     pair_action,
@@ -231,9 +232,19 @@ class PairProblem:
 class MatrixProblem:
     """The m-output one-hidden-layer action over an m × m Q, evaluated in the pencil's modes (O(m P) per call)."""
 
+    #: the largest m for which the action and gradient are derived by sympy per mode (beyond: the closed form)
+    DERIVED_UP_TO = 3
+
     def __init__(self, pencil: _Pencil, Y: np.ndarray, n: float) -> None:
         self.pencil, self.n, self.m = pencil, float(n), Y.shape[1]
         self.Y0 = pencil.rotate(Y)  # (P_A, m): rotating outputs commutes with the mode rotation
+        self._derived = None
+        if self.m <= self.DERIVED_UP_TO:
+            expr, entries, per_mode, grad = matrix_mode_action(self.m)
+            fn = compile_mode_expressions([expr, *grad], (*entries, n1), per_mode)
+            ys = list(per_mode.values())[2:]
+            modes = {_kap: pencil.kappa, _tau: pencil.tau, **{sym: self.Y0[:, i] for i, sym in enumerate(ys)}}
+            self._derived = (fn, modes, np.triu_indices(self.m))
 
     def _parts(self, Q: np.ndarray):
         q, R = np.linalg.eigh(0.5 * (Q + Q.T))
@@ -248,7 +259,19 @@ class MatrixProblem:
         return float(self.n * np.sum(q - np.log(q)) + np.sum(np.log(a)) + np.sum(Yt ** 2 / a)
                      + self.m * self.pencil.logdet0)
 
+    def derived(self, Q: np.ndarray) -> tuple[float, np.ndarray]:
+        """``(S − m log det L Lᵀ, ∂S/∂Q)`` from the sympy derivation per mode (m ≤ DERIVED_UP_TO)."""
+        fn, modes, iu = self._derived
+        out = fn(*Q[iu], self.n, modes=modes)
+        return float(out[0]), out[1:].reshape(self.m, self.m)
+
     def grad(self, Q: np.ndarray) -> np.ndarray:
+        """``∂S/∂Q``: derived by sympy per mode for m ≤ 3, else the closed form :meth:`grad_closed_form`."""
+        if self._derived is not None:
+            return self.derived(0.5 * (Q + Q.T))[1]
+        return self.grad_closed_form(Q)
+
+    def grad_closed_form(self, Q: np.ndarray) -> np.ndarray:
         """``∂S/∂Q = n₁(I − Q⁻¹) + R H Rᵀ`` (see :class:`nnft.proportional.action.MatrixAction`)."""
         q, R, a, Yt = self._parts(Q)
         kap = self.pencil.kappa[:, None]
