@@ -338,6 +338,10 @@ def test_matrix_gradient_and_isotropic_limit():
     r1 = renormalised_posterior(nnft.MLP("linear", depth=2, width=9, n_out=2), x, np.stack([y, -y], 1), xb,
                                 noise=0.2)
     np.testing.assert_allclose(Q2[0, 0], Q2[1, 1], rtol=1e-10)
+    # the blocks decouple in Q's eigenbasis: along (1, 1)/√2 the target is √2 y, along (1, −1)/√2 it is 0
+    one = renormalised_posterior(nnft.MLP("linear", depth=2, width=9), x, np.sqrt(2) * y, xb, noise=0.2)
+    zero = renormalised_posterior(nnft.MLP("linear", depth=2, width=9), x, 0 * y, xb, noise=0.2)
+    np.testing.assert_allclose(np.linalg.eigvalsh(Q2), sorted([one.q, zero.q]), rtol=1e-9)
     np.testing.assert_allclose(np.diag(r1.order_parameters["Q"].value), np.diag(Q2), rtol=1e-9)
     np.testing.assert_allclose(r1.order_parameters["Q"].value[0, 1], -Q2[0, 1], rtol=1e-9)
 
@@ -416,9 +420,10 @@ def _test_error(mean, std, yb):
 def test_nonlinear_test_error_is_closer_to_the_finite_network_posterior_than_the_nngp(act, C_W):
     """One hidden layer, P = n/2, n ∈ {32, 64, 128}, σ_ε² = 0.05: ε_g of the renormalised theory vs Monte Carlo.
 
-    Measured (1e5 networks, ``python`` of this test with ``-s``): erf: theory − MC = +0.0006, +0.0038, +0.0016
-    against NNGP − MC = +0.0016, +0.0105, +0.0148 (MC ± 0.0006 … 0.0014); relu: theory − MC = −0.010, −0.010,
-    −0.001 against NNGP − MC = +0.216, +0.239, +0.243 (the NNGP misses the mean-vector renormalisation).
+    Measured with 1e5 networks (the test runs 5e4; ``-s`` prints its own numbers): erf: theory − MC = +0.0006,
+    +0.0038, +0.0016 against NNGP − MC = +0.0016, +0.0105, +0.0148 (MC ± 0.0006 … 0.0014);
+    relu: theory − MC = −0.010, −0.010, −0.001 against NNGP − MC = +0.216, +0.239, +0.243
+    (the NNGP misses the mean-vector renormalisation).
     """
     for n in (32, 64, 128):
         x, y, xb, yb = _teacher_task(n, 0.5)
@@ -462,6 +467,18 @@ def test_scale_mixture_predictive_is_the_exact_linear_posterior(noise):
     assert (r.predictive(0).closed_form is None) == (noise > 0)
 
 
+def test_predictive_grid_widens_where_the_scale_is_broad():
+    """α = 1, tiny targets, noise 0: the posterior of ln Q is much wider than the prior's spread suggests."""
+    rng = np.random.default_rng(2)
+    P = n = 12
+    x, xb = rng.normal(size=(P, 20)), rng.normal(size=(1, 20))
+    y = 1e-4 * rng.normal(size=P)
+    mix = renormalised_posterior(nnft.MLP("linear", depth=2, width=n), x, y, xb, noise=0.0).predictive(0)
+    _, c, _ = one_output(x, y, xb, C_W=1.0, widths=[n], noise=0.0, nodes=400, span=60.0)
+    np.testing.assert_allclose(mix.var, c[0, 0], rtol=1e-6)
+    np.testing.assert_allclose(mix.closed_form.var, c[0, 0], rtol=1e-6)
+
+
 def test_zero_noise_predictive_is_generalised_hyperbolic_not_student_t():
     from scipy.integrate import quad
     from scipy.stats import t as student_t
@@ -488,6 +505,8 @@ def test_zero_noise_predictive_is_generalised_hyperbolic_not_student_t():
     lim = GeneralisedHyperbolic(lam=gh.lam, chi=gh.chi, psi=1e-12, loc=gh.loc)
     zz = gh.loc + np.linspace(-5, 5, 11)
     np.testing.assert_allclose(lim.pdf(zz), student_t.pdf(zz, nu, loc=gh.loc, scale=np.sqrt(gh.chi / nu)), rtol=1e-5)
+    with pytest.raises(InputError, match="coincides"):
+        renormalised_posterior(nnft.MLP("linear", depth=2, width=n), x, y, x[:1], noise=0.0).predictive(0)
     with pytest.raises(InputError, match="one hidden layer"):
         renormalised_posterior(nnft.MLP("linear", depth=3, width=n), x, y, xb, noise=0.1).predictive(0)
     with pytest.raises(InputError, match="test-point index"):

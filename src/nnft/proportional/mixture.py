@@ -10,8 +10,9 @@ the kernel scale ``Q`` has the prior ``Gamma(n/2, rate n/2)`` and, given Q, the 
 ``(B, K_w)`` (O(P) per node). At σ_ε² = 0 and C_b = 0 the mean does not depend on Q and ``v_b(Q) = Q v_b``;
 the mixing law is the generalised inverse Gaussian ``GIG(λ = (n − P)/2, χ = yᵀK_w⁻¹y, ψ = n)`` (THEORY §2), so
 ``z_b`` is a *symmetric generalised hyperbolic* variable (:class:`GeneralisedHyperbolic`), not a Student-t: a
-Student-t with ``P − n`` degrees of freedom is only its ``ψ → 0`` limit (an inverse-Gamma mixing law), which a
-Gamma prior on the scale never reaches at finite n. See docs/proportional.md.
+Student-t with ``P − n`` degrees of freedom is only its ``ψ → 0`` limit for ``P > n`` (an inverse-Gamma
+mixing law; a finite variance needs ``P > n + 2``), which a Gamma prior on the scale never reaches at finite n.
+``closed_form`` is None where the Bessel functions overflow (``|λ| ≫ 1``, e.g. n ≫ P). See docs/proportional.md.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import kve, logsumexp
+
+from nnft.errors import ConvergenceError, InputError
 
 __all__ = ["GeneralisedHyperbolic", "ScaleMixture"]
 
@@ -90,15 +93,23 @@ def scale_mixture(pencil, y: np.ndarray, k_b: np.ndarray, k_bb: float, C_b: floa
     yt = pencil.rotate(y)
     wt = pencil.rotate(k_b)
     ct = pencil.rotate(np.ones_like(y)) * C_b
-    sd = math.sqrt(2.0 / n)  # the prior's standard deviation in ln Q bounds the posterior's
+    sd = math.sqrt(2.0 / n)  # the prior's standard deviation in ln Q; the grid widens until the ends are empty
     t, w = np.polynomial.legendre.leggauss(nodes)
-    u = math.log(Q_star) + span * sd * t
-    Q = np.exp(u)
-    a = tau[None, :] + Q[:, None] * kap[None, :]                          # (nodes, P_A)
-    log_ev = -0.5 * (np.sum(np.log(a), axis=1) + np.sum(yt[None, :] ** 2 / a, axis=1))
-    log_prior = 0.5 * n * u - 0.5 * n * Q                                  # Gamma(n/2, n/2) in u = ln Q
-    lp = np.log(w) + log_prior + log_ev
-    weights = np.exp(lp - logsumexp(lp))
+    for _ in range(6):
+        u = math.log(Q_star) + span * sd * t
+        Q = np.exp(u)
+        a = tau[None, :] + Q[:, None] * kap[None, :]                      # (nodes, P_A)
+        log_ev = -0.5 * (np.sum(np.log(a), axis=1) + np.sum(yt[None, :] ** 2 / a, axis=1))
+        log_prior = 0.5 * n * u - 0.5 * n * Q                              # Gamma(n/2, n/2) in u = ln Q
+        lp = np.log(w) + log_prior + log_ev
+        weights = np.exp(lp - logsumexp(lp))
+        if max(weights[:3].sum(), weights[-3:].sum()) < 1e-14:
+            break
+        span *= 2.0
+    else:
+        raise ConvergenceError("the posterior of the scale Q is not contained in ln Q* ± "
+                               f"{span * sd:.3g}: the predictive mixture cannot be integrated reliably (targets "
+                               "near zero with noise 0?); give noise > 0")
     v = ct[None, :] + Q[:, None] * wt[None, :]                             # rotated k_R(b, A) per node
     means = np.sum(v * yt[None, :] / a, axis=1)
     variances = C_b + Q * k_bb - np.sum(v ** 2 / a, axis=1)
@@ -107,5 +118,10 @@ def scale_mixture(pencil, y: np.ndarray, k_b: np.ndarray, k_bb: float, C_b: floa
         P = len(y)
         chi = float(np.sum(yt ** 2))                                       # yᵀ K_w⁻¹ y (τ = 0, κ = 1)
         v0 = float(k_bb - np.sum(wt ** 2))
+        if v0 <= 1e-12 * max(k_bb, 1e-300):
+            raise InputError("the test point coincides with a training point (or lies in their span) at noise 0: "
+                             "its predictive is a point mass at the target; give noise > 0 or another test point")
         gh = GeneralisedHyperbolic(lam=(n - P) / 2, chi=chi * v0, psi=n / v0, loc=float(means[0]))
+        if not (math.isfinite(gh.var) and np.isfinite(gh.pdf(gh.loc))):  # kve overflows for |λ| ≫ 1
+            gh = None
     return ScaleMixture(Q=Q, weights=weights, means=means, variances=np.maximum(variances, 0.0), closed_form=gh)

@@ -62,7 +62,7 @@ class OrderParameter:
     """One order parameter at the saddle: its value, what it means, and the layer's α = P/n_ℓ."""
 
     name: str
-    value: float
+    value: float | np.ndarray  # an m × m array for the kernel-shape order parameter of several outputs
     meaning: str
     alpha: float | None = None
 
@@ -212,14 +212,25 @@ def activation_mean(activation, K_diag: np.ndarray) -> np.ndarray:
     return np.asarray(_mean_function(activation.expr)(np.asarray(K_diag, dtype=np.float64)), dtype=np.float64)
 
 
+@functools.lru_cache(maxsize=1)
+def _pair_functions():
+    act = pair_action()
+    return compile_mode_expressions([act.expr, *act.gradient], (Qbar, Qc, n1), PAIR_MODES)
+
+
+@functools.lru_cache(maxsize=4)
+def _matrix_functions(m_out: int):
+    expr, entries, per_mode, grad = matrix_mode_action(m_out)
+    return compile_mode_expressions([expr, *grad], (*entries, n1), per_mode), per_mode
+
+
 class PairProblem:
     """The non-odd one-hidden-layer action on a training set, evaluated in the pencil's modes (O(P) per call)."""
 
     def __init__(self, pencil: _Pencil, y: np.ndarray, mu_w: np.ndarray, n: float) -> None:
         self.pencil, self.n = pencil, float(n)
         self.modes = {_kap: pencil.kappa, _tau: pencil.tau, _yt: pencil.rotate(y), _mt: pencil.rotate(mu_w)}
-        act = pair_action()
-        self._f = compile_mode_expressions([act.expr, *act.gradient], (Qbar, Qc, n1), PAIR_MODES)
+        self._f = _pair_functions()
 
     def S(self, Qb: float, Q: float) -> float:
         """The full action, ``n₁[−Q̄Q + ln(1+Q)] + ln det(B + K_R) + yᵀ(B + K_R)⁻¹y``."""
@@ -240,8 +251,7 @@ class MatrixProblem:
         self.Y0 = pencil.rotate(Y)  # (P_A, m): rotating outputs commutes with the mode rotation
         self._derived = None
         if self.m <= self.DERIVED_UP_TO:
-            expr, entries, per_mode, grad = matrix_mode_action(self.m)
-            fn = compile_mode_expressions([expr, *grad], (*entries, n1), per_mode)
+            fn, per_mode = _matrix_functions(self.m)
             ys = list(per_mode.values())[2:]
             modes = {_kap: pencil.kappa, _tau: pencil.tau, **{sym: self.Y0[:, i] for i, sym in enumerate(ys)}}
             self._derived = (fn, modes, np.triu_indices(self.m))
@@ -327,10 +337,11 @@ def _several_outputs(pb: Problem, pencil: _Pencil, iso: Saddle, K_w: np.ndarray,
 def renormalised_posterior(net, x_train, y_train, x_test, *, noise: float) -> RenormalisedPosterior:
     """The posterior of ``net`` given ``(x_train, y_train)`` (noise variance ``noise`` = T) at its saddle point.
 
-    One output. Odd σ (and linear): any depth ≥ 2, one order parameter ``Q_ℓ`` per hidden layer. Non-odd σ
-    (relu, gelu, …): one hidden layer, the two order parameters ``(Q̄, Q)`` of the mean-vector action
-    (:class:`nnft.proportional.action.PairAction`); deep non-odd networks are refused (no published
-    variant is exact in any limit). Several outputs need the m × m order parameter, not built yet.
+    Odd σ (and linear), one output: any depth ≥ 2, one order parameter ``Q_ℓ`` per hidden layer. Non-odd σ
+    (relu, gelu, …), one output: one hidden layer, the two order parameters ``(Q̄, Q)`` of the mean-vector
+    action (:class:`nnft.proportional.action.PairAction`); deep non-odd networks are refused (no published
+    variant is exact in any limit). Several outputs: one hidden layer, odd σ, the m × m order parameter
+    ``Q`` (:class:`nnft.proportional.action.MatrixAction`).
     """
     pb = problem(net, x_train, y_train, x_test, noise)
     if net.depth < 2:

@@ -69,8 +69,9 @@ def solve(widths, data_term: Callable[[float], float], q_data_slope: Callable[[f
     while g(lo) > 0:
         lo *= 2.0
         if lo < -_V_MAX:
-            raise ConvergenceError("the saddle-point equation has no root with Q > e^-60: the data term does not "
-                                   "vanish as q → 0 (a kernel with an infinite eigenvalue?); check the kernel")
+            raise ConvergenceError("the saddle-point equation has no root with Q > e^-60: the posterior of the scale "
+                                   "collapses to Q → 0 (targets near zero with noise 0, or a degenerate kernel); "
+                                   "give noise > 0 or non-zero targets")
     while g(hi) < 0:
         hi *= 2.0
         if hi > _V_MAX:
@@ -138,6 +139,8 @@ def solve_pair(n: float, grad: Callable[[float, float], np.ndarray], S: Callable
         except (ValueError, FloatingPointError):  # pragma: no cover - a non-finite step
             continue
         r = float(np.max(np.abs(F(res.x)))) if np.all(np.isfinite(res.x)) else math.inf
+        if not math.isfinite(r):
+            r = math.inf
         if best is None or r < best[1]:
             best = (res.x, r, method)
         if r < 1e-9:
