@@ -49,8 +49,19 @@ def mode_term(qq: sp.Expr, kap: sp.Expr, ta: sp.Expr, yy: sp.Expr) -> sp.Expr:
     return m * sp.log(ta + qq * kap) + yy / (ta + qq * kap)
 
 
+class _Renders:
+    """LaTeX and Jupyter display of an action's sympy expression ``self.expr``."""
+
+    def latex(self) -> str:
+        """The action as LaTeX."""
+        return "S = " + sp.latex(self.expr)
+
+    def _repr_latex_(self) -> str:
+        return "$$" + self.latex() + "$$"
+
+
 @dataclass(frozen=True)
-class Action:
+class Action(_Renders):
     """``S(Q_1 … Q_{L_h})`` as a sympy expression, with the conditions and per-mode functions derived from it."""
 
     hidden: int
@@ -78,13 +89,6 @@ class Action:
                 raise AssertionError(f"the layers' stationarity terms differ: {terms[0]} vs {t}")
         return terms[0]
 
-    def latex(self) -> str:
-        """The action as LaTeX."""
-        return "S = " + sp.latex(self.expr)
-
-    def _repr_latex_(self) -> str:
-        return "$$" + self.latex() + "$$"
-
 
 @functools.lru_cache(maxsize=8)
 def scalar_action(hidden: int) -> Action:
@@ -103,28 +107,16 @@ def scalar_action(hidden: int) -> Action:
 def mode_functions():
     """Vectorised numpy functions of one eigenmode, lambdified from :func:`mode_term` and its q-derivatives.
 
-    Returns ``(f, q_df, q2_d2f)``: the data term ``f(q, κ, τ, ỹ², m)``, ``q ∂f/∂q`` and ``q² ∂²f/∂q²``.
+    Returns ``(f, q_df)``: the data term ``f(q, κ, τ, ỹ², m)`` and ``q ∂f/∂q``.
     """
     f = mode_term(q, _kap, _tau, _y2)
     q_df = sp.simplify(q * sp.diff(f, q))
-    q2_d2f = sp.simplify(q ** 2 * sp.diff(f, q, 2))
     args = (q, _kap, _tau, _y2, m)
-    return tuple(sp.lambdify(args, e, modules="numpy") for e in (f, q_df, q2_d2f))
-
-
-def common_term_of_one_mode() -> sp.Expr:
-    """``q ∂f/∂q`` for one mode, read off :attr:`Action.common_term` (the summand of ``q D'(q)``)."""
-    t = scalar_action(1).common_term
-    summands = [a for a in sp.preorder_traversal(t) if isinstance(a, sp.Sum)]
-    if len(summands) != 1:
-        t = sp.simplify(t)
-        summands = [a for a in sp.preorder_traversal(t) if isinstance(a, sp.Sum)]
-    body = summands[0].function
-    return sp.simplify(body.subs({kappa[k]: _kap, tau[k]: _tau, y2[k]: _y2}))
+    return tuple(sp.lambdify(args, e, modules="numpy") for e in (f, q_df))
 
 
 @dataclass(frozen=True)
-class PairAction:
+class PairAction(_Renders):
     """The one-hidden-layer action for non-odd σ over ``(Q̄, Q)``, with its gradient derived by sympy.
 
     ``S(Q̄, Q) = n₁[−Q̄ Q + ln(1 + Q)] + ln det(B + K_R) + yᵀ(B + K_R)⁻¹ y`` with
@@ -144,13 +136,6 @@ class PairAction:
         """``(∂S/∂Q̄, ∂S/∂Q)``; the saddle makes both zero."""
         return tuple(sp.diff(self.expr, v) for v in self.symbols)
 
-    def latex(self) -> str:
-        """The action as LaTeX."""
-        return "S = " + sp.latex(self.expr)
-
-    def _repr_latex_(self) -> str:
-        return "$$" + self.latex() + "$$"
-
 
 @functools.lru_cache(maxsize=1)
 def pair_action() -> PairAction:
@@ -166,7 +151,7 @@ def pair_action() -> PairAction:
 
 
 @dataclass(frozen=True)
-class MatrixAction:
+class MatrixAction(_Renders):
     """The one-hidden-layer action for m outputs over a symmetric m × m order parameter Q (kernel shape).
 
     ``S(Q) = n₁[tr Q − ln det Q] + ln det(I_m ⊗ B + Q ⊗ K_w) + vec(Y)ᵀ(I_m ⊗ B + Q ⊗ K_w)⁻¹ vec(Y)``
@@ -184,13 +169,6 @@ class MatrixAction:
     expr: sp.Expr
     Q: sp.MatrixSymbol
     n: sp.Symbol
-
-    def latex(self) -> str:
-        """The action as LaTeX."""
-        return "S = " + sp.latex(self.expr)
-
-    def _repr_latex_(self) -> str:
-        return "$$" + self.latex() + "$$"
 
 
 @functools.lru_cache(maxsize=8)

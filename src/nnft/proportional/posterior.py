@@ -94,6 +94,8 @@ class RenormalisedPosterior:
     kernel_latex: str = field(repr=False, default="")
     _C_b: float = field(repr=False, default=0.0)
     _widths: tuple = field(repr=False, default=())
+    _K_w: np.ndarray | None = field(repr=False, default=None)  # the weight part of the kernel on A ∪ B
+    _pencil: _Pencil | None = field(repr=False, default=None)
 
     @property
     def std(self) -> np.ndarray:
@@ -134,12 +136,10 @@ class RenormalisedPosterior:
             raise InputError("the scale-mixture predictive is built for one hidden layer, odd σ and one output")
         if not (isinstance(b, int | np.integer) and 0 <= b < pb.P_B):
             raise InputError(f"b must be a test-point index in 0 … {pb.P_B - 1}, got {b!r}")
-        C_b = float(self._C_b)
-        K_w = (self.K_R - C_b) / self.saddle.q
+        C_b, K_w = float(self._C_b), self._K_w
         a, j = slice(0, pb.P_A), pb.P_A + int(b)
-        pencil = _pencil(K_w[a, a], C_b, pb.noise)
         n = float(self._widths[0])
-        return scale_mixture(pencil, pb.Y[:, 0], K_w[j, a], float(K_w[j, j]), C_b, n, self.saddle.q,
+        return scale_mixture(self._pencil, pb.Y[:, 0], K_w[j, a], float(K_w[j, j]), C_b, n, self.saddle.q,
                              closed_form=pb.noise == 0 and C_b == 0)
 
     def latex(self) -> str:
@@ -292,7 +292,7 @@ class MatrixProblem:
 
 
 def _scalar_saddle(pencil: _Pencil, Y: np.ndarray, widths: np.ndarray) -> Saddle:
-    f, q_df, _ = mode_functions()
+    f, q_df = mode_functions()
     kap, tau = pencil.kappa, pencil.tau
     y2 = np.sum(pencil.rotate(Y) ** 2, axis=1)
     m = Y.shape[1]
@@ -398,4 +398,5 @@ def renormalised_posterior(net, x_train, y_train, x_test, *, noise: float) -> Re
     gp = order0(K_R[a, a], K_R[b, a], K_R[b, b], pb.Y, pb.noise,
                 hint="the renormalised kernel is singular on the training set: give noise > 0")
     return RenormalisedPosterior(mean=gp.mean, cov=gp.cov, order_parameters=ops, action=action, saddle=sad, K_R=K_R,
-                                 problem=pb, kernel_latex=kernel_tex, _C_b=C_b, _widths=tuple(net.widths))
+                                 problem=pb, kernel_latex=kernel_tex, _C_b=C_b, _widths=tuple(net.widths), _K_w=K_w,
+                                 _pencil=pencil)

@@ -1,8 +1,7 @@
 """The report's sections: each builder takes the run context and returns a :class:`Section`.
 
-``SECTIONS`` lists the builders in report order. A capability that lands later (NTK statistics,
-EFT couplings) replaces its ``planned`` placeholder by a
-builder in a file of its own and an entry here.
+``SECTIONS`` lists the builders in report order. A capability that lands later gets a builder in a file
+of its own (as criticality_, finite_width_, ntk_finite_width_ and eft_section.py did) and an entry here.
 """
 
 from __future__ import annotations
@@ -172,15 +171,6 @@ def montecarlo(ctx: Context) -> Section:
         "inverse_width_coefficient": {"value": c1.tolist(), "stderr": c1e.tolist(),
                                       "entries": [[int(a), int(b)] for a, b in zip(*iu, strict=True)]},
     })
-
-
-def _planned(key: str, title: str, what: str) -> Callable[[Context], Section]:
-    def build(ctx: Context) -> Section:
-        return Section(key, title, [Text(f"Not derived by this version of nnft yet: {what}.")], status="planned")
-
-    build.__doc__ = f"Placeholder for {title.lower()}."
-    build.__name__ = key
-    return build
 
 
 SECTIONS: list[Callable[[Context], Section]] = [
