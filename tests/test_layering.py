@@ -94,7 +94,8 @@ def layer(module: str) -> str:
         return "symbolic"
     if module in ("nnft", "nnft.network", "nnft.montecarlo", "nnft.cli", "nnft.mc_cli", "nnft.cli_io", "nnft.testing",
                   "nnft.finite_width", "nnft.ntk_finite_width", "nnft.effective_action", "nnft.plot", "nnft.sklearn") \
-            or module.startswith(("nnft.cli.", "nnft.report", "nnft.inference", "nnft.proportional")):
+            or module.startswith(("nnft.cli.", "nnft.report", "nnft.inference", "nnft.proportional",
+                                   "nnft.feature_learning")):
         return "api"
     raise AssertionError(f"{module} is in no layer: add it to layer() in tests/test_layering.py")
 
