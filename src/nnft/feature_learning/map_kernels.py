@@ -49,10 +49,15 @@ class MAPKernels:
         """``C − K`` (L, P, P): the kernel adaptation of every layer."""
         return self.C - self.K
 
-    def alignment(self, layer: int | None = None) -> float:
-        """The kernel–target alignment ``⟨C_AA, YYᵀ⟩_F / (‖C_AA‖_F ‖YYᵀ‖_F)`` of ``layer`` (default L)."""
+    def alignment(self, layer: int | None = None, *, kernel: str = "C") -> float:
+        """The kernel–target alignment ``⟨C_AA, YYᵀ⟩_F / (‖C_AA‖_F ‖YYᵀ‖_F)`` of ``layer`` (default L).
+
+        ``kernel="C"``: the MAP kernel; ``"K"``: the NNGP kernel, for comparison.
+        """
         ell = self.net.depth if layer is None else int(layer)
-        A = self.C[ell - 1, : self.P_A, : self.P_A]
+        if kernel not in ("C", "K"):
+            raise InputError(f"kernel must be 'C' (MAP) or 'K' (NNGP), got {kernel!r}")
+        A = (self.C if kernel == "C" else self.K)[ell - 1, : self.P_A, : self.P_A]
         Y = self.problem.Y
         T = Y @ Y.T
         return float(np.sum(A * T) / (np.linalg.norm(A) * np.linalg.norm(T)))
@@ -88,7 +93,8 @@ class MAPKernels:
     def __repr__(self) -> str:
         return (f"MAPKernels(method={self.method!r}, L={self.C.shape[0]}, P_A={self.P_A}, P_B={self.problem.P_B}, "
                 f"kappa={self.kappa:g}, converged={self.converged}, residual={self.residual:.2g}, "
-                f"iterations={self.iterations}, alignment {self.alignment(1):.4f} → {self.alignment():.4f})")
+                f"iterations={self.iterations}, output alignment NNGP {self.alignment(kernel='K'):.4f} → "
+                f"MAP {self.alignment():.4f})")
 
 
 def fluctuation_correction(res: MAPKernels) -> np.ndarray:

@@ -6,15 +6,20 @@ The saddle-point equations (:mod:`nnft.feature_learning.action`) need, for ``z ~
     F = ∂W/∂C̃ = C_W ⟨φ(z) φ(z)ᵀ⟩_tilted                                   (P × P)
     G = ∂W/∂C_AA = ½ sym(C_AA⁻¹ ⟨z_A ∇gᵀ⟩_tilted),  ∇g = 2 C_W φ'(z_A) ⊙ (C̃ φ(z_A))   (P_A × P_A)
 
+(C_AA⁻¹ on its range when C_AA is singular).
+
 ``G`` is ``½⟨∇∇ᵀe^g⟩/⟨e^g⟩`` (Price's theorem) after one Gaussian integration by parts
-(``E[∂_β h] = (C⁻¹ E[z h])_β``), so it needs φ' only — ReLU included — and C_AA invertible (distinct
-training inputs). W depends on C only through the training marginal because C̃ vanishes off it, so G has no
-test rows. For ``φ(z) = z`` both reduce to the closed forms of the action module (a test).
+(``E[∂_β h] = (C⁻¹ E[z h])_β``), so it needs φ' only — ReLU included. W depends on C only through the
+training marginal because C̃ vanishes off it, so G has no test rows. For ``φ(z) = z`` both reduce to the
+closed forms of the action module (a test).
 
 ``method="quadrature"``: tensor Gauss–Hermite in the eigenbasis of C (rank ≤ 3, deterministic, to be used
 with smooth φ); ``method="montecarlo"``: self-normalised importance sampling from ``N(0, C)`` with a fixed
 seeded sample (common random numbers, so the solver sees a smooth map), with standard errors and the
-effective sample size of the weights.
+effective sample size of the weights. The Monte Carlo estimates use the untilted sample as a control
+variate: ``F = C_W⟨φφᵀ⟩_C (exact, the NNGP map) + [F̂_tilted − F̂_untilted]`` and likewise
+``G = χᵀC̃ (exact, the map's Jacobian) + [Ĝ − Ĝ_linear]``, so the sampling error is proportional to the tilt
+(order 1/n) instead of being a fixed fraction of the kernel, which would swamp the adaptation at large width.
 """
 
 from __future__ import annotations
@@ -60,6 +65,24 @@ class TiltedGaussian:
         self._phi = act.numpy()
         self._dphi = compile_function({"dsigma": act.derivative}, (z,), name=f"dact_{act.name}").dsigma
         self._xi: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        if method == "montecarlo":
+            from nnft.recursions.nngp import nngp_map
+
+            self._map = nngp_map(act).compile()
+
+    def _exact_F(self, C: np.ndarray, C_W: float) -> np.ndarray:
+        """``C_W ⟨φφᵀ⟩_C`` by nnft's generated NNGP map (closed form or quadrature), C_b = 0."""
+        mod = self._map
+        d = np.diag(C)
+        out = np.array(np.broadcast_to(mod.offdiag(d[:, None], C, d[None, :], 0.0, C_W)[0], C.shape))
+        out[np.diag_indices_from(out)] = mod.diag(d, 0.0, C_W)[0]
+        return 0.5 * (out + out.T)
+
+    def _exact_G_lin(self, C_AA: np.ndarray, Ct_AA: np.ndarray, C_W: float) -> np.ndarray:
+        """The linear response ``χᵀ C̃`` of the NNGP map at C_AA (its generated Jacobian), C_b = 0."""
+        from nnft.feature_learning.perturbative import nngp_backward
+
+        return nngp_backward(self.act, C_AA, Ct_AA, 0.0, C_W)
 
     def _points(self, r: int) -> tuple[np.ndarray, np.ndarray]:
         """Standard-normal points ξ (N, r) and probability weights (N,)."""
@@ -94,25 +117,44 @@ class TiltedGaussian:
         phi = np.broadcast_to(phi, zz.shape)
         phiA = phi[:, :P_A]
         Cphi = phiA @ Ct_AA
-        g = C_W * np.einsum("na,na->n", phiA, Cphi)
+        g = C_W * np.sum(phiA * Cphi, axis=1)
         if not np.all(np.isfinite(g)):
             raise ConvergenceError("the tilt exponent C_W φᵀC̃φ overflowed: the tilted measure is not normalisable at "
                                    "this C̃ (the error signal is too large for this width)")
         logw = g - g.max()
         w = pw * np.exp(logw)
         w = w / w.sum()
-        F = C_W * np.einsum("n,na,nb->ab", w, phi, phi)
-        grad = 2.0 * C_W * np.broadcast_to(self._dphi(zz[:, :P_A]), (zz.shape[0], P_A)) * Cphi
-        M = np.einsum("n,na,nb->ab", w, zz[:, :P_A], grad)
-        G = 0.5 * np.linalg.solve(C[:P_A, :P_A], M)
+        dphiA = np.broadcast_to(self._dphi(zz[:, :P_A]), (zz.shape[0], P_A))
+        grad = 2.0 * C_W * dphiA * Cphi
+        F = C_W * ((phi * w[:, None]).T @ phi)
+        M = (zz[:, :P_A] * w[:, None]).T @ grad
+        if self.method == "montecarlo":
+            # control variates: the same samples untilted estimate what is known exactly — C_W⟨φφᵀ⟩_C (the NNGP
+            # map) and the linear response χᵀC̃ (its Jacobian) — so only the tilt's effect carries sampling noise
+            F0 = C_W * ((phi * pw[:, None]).T @ phi)
+            M0 = (zz[:, :P_A] * pw[:, None]).T @ grad
+            F = F - F0 + self._exact_F(C, C_W)
+            lin = self._exact_G_lin(C[:P_A, :P_A], Ct_AA, C_W)
+        # C_AA⁻¹ on its range: the samples z_A lie in it, so a singular C_AA (P_A > rank, e.g. the first layer's
+        # kernel when P_A > n₀) gives the derivative within the range — the only directions the measure has
+        solve = np.linalg.lstsq
+        G = 0.5 * solve(C[:P_A, :P_A], M, rcond=1e-12)[0]
+        if self.method == "montecarlo":
+            G = G - 0.5 * solve(C[:P_A, :P_A], M0, rcond=1e-12)[0] + lin
         G = 0.5 * (G + G.T)
         if self.method == "montecarlo":
-            # Σ_n w_n² (C_W φ_a φ_b − F_ab)², expanded into matrix products (no (N, P, P) array)
-            w2 = w**2
+            # Σ_n (w_n a_n − u_n b_n)², a = C_W φφᵀ − F_t, b = C_W φφᵀ − F_0 (delta method of the difference),
+            # expanded into matrix products (no (N, P, P) array)
+            Ft = C_W * ((phi * w[:, None]).T @ phi)
             p2 = phi**2
-            var = (C_W**2 * (p2.T * w2) @ p2 - 2 * C_W * F * ((phi.T * w2) @ phi) + F**2 * w2.sum())
+
+            def s2(u, v, Fa, Fb):
+                uv = u * v
+                return (C_W**2 * (p2.T * uv) @ p2 - C_W * (Fa + Fb) * ((phi.T * uv) @ phi) + Fa * Fb * uv.sum())
+
+            var = s2(w, w, Ft, Ft) - 2 * s2(w, pw, Ft, F0) + s2(pw, pw, F0, F0)
             se = np.sqrt(np.maximum(var, 0.0))
-            ess = 1.0 / float(np.sum(w2))
+            ess = 1.0 / float(np.sum(w**2))
         else:
             se, ess = np.zeros_like(F), float(xi.shape[0])
         return TiltedMoments(F=0.5 * (F + F.T), G=G, F_stderr=se, ess=ess)
