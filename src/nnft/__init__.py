@@ -29,7 +29,7 @@ _EXPORTS = {
 }
 _SUBMODULES = {"montecarlo", "gaussian", "activations", "functions", "network", "recursions", "codegen", "numeric",
                "runtime", "cumulants", "cli", "testing", "errors", "plot",
-               "criticality", "inference", "proportional", "sklearn"}
+               "criticality", "inference", "proportional", "feature_learning", "sklearn"}
 
 __all__ = [
     "MLP",
@@ -47,6 +47,7 @@ __all__ = [
     "builtin_names",
     "criticality",
     "errors",
+    "feature_learning",
     "gradient_descent",
     "inference",
     "montecarlo",

@@ -120,20 +120,31 @@ def _residual(new: np.ndarray, old: np.ndarray, widths: list[float]) -> float:
 
 def solve_saddle(net, K1: np.ndarray, Y: np.ndarray, P_A: int, kappa: float, *, linear: bool, tilted=None,
                  start: np.ndarray | None = None, K_all: np.ndarray | None = None, tol: float = 1e-12,
-                 max_iter: int = 2000, continuation: tuple[float, ...] = (64,), strict: bool = True) -> SaddleResult:
+                 max_iter: int = 2000, continuation: tuple[float, ...] = (64,), strict: bool = True,
+                 newton: bool = True) -> SaddleResult:
     """Solve the saddle equations of ``net`` (first-layer kernel ``K1`` on train ∪ test, targets ``Y``).
 
     ``start``: error signals ``c̃ = n C̃`` (L, P_A, P_A) to begin from (e.g. the perturbative solution); zero
     (the NNGP) otherwise. The widths are scaled by ``s = s₀, s₀/2, …, 1``, ``s₀ ≥ continuation[0]`` chosen
     (with ``K_all``, the NNGP kernels) so that the starting tilt is weak; a stage that fails is retried after an
-    intermediate width. ``strict``: raise :class:`ConvergenceError` with the last residual when a stage does
-    not converge; otherwise return the last accepted state with ``converged=False``.
+    intermediate width. ``newton``: first try Newton–Krylov at the target width from ``start`` (fast when the
+    first-order start is close); continuation takes over when it fails. ``strict``: raise
+    :class:`ConvergenceError` with the last residual when a stage does not converge; otherwise return the last
+    accepted state with ``converged=False``.
     """
     sweep = _Sweep(net, K1, Y, P_A, kappa, linear, tilted)
     L = net.depth
     ct = np.zeros((L, P_A, P_A)) if start is None else np.array(start[:, :P_A, :P_A], dtype=np.float64)
     stages, total = [], 0
-    s0 = _first_scale(net, K_all, ct, P_A, continuation[0]) if K_all is not None and np.any(ct) else continuation[0]
+    if newton:
+        out = _newton_krylov(sweep, net, ct, tol, max_iter)
+        if out is not None:
+            stages.append({k: out[k] for k in ("width_scale", "iterations", "residual", "damping")})
+            return _result(net, K1, P_A, out["ct"], out["C"], out["moments"], True, out["residual"],
+                           out["iterations"], stages)
+    s0 = continuation[0]
+    if K_all is not None and np.any(ct):
+        s0 = _first_scale(net, K_all, ct, P_A, s0)
     queue = sorted({float(s0) * 0.5**k for k in range(int(round(np.log2(s0))) + 1)} | {1.0}, reverse=True)
     last_ok: float | None = None
     converged, res, C, mom = False, np.inf, None, None
@@ -161,6 +172,11 @@ def solve_saddle(net, K1: np.ndarray, Y: np.ndarray, P_A: int, kappa: float, *, 
         if C is None:  # nothing accepted: report the unconverged stage itself
             ct, C, mom = out["ct"], out["C"], out["moments"]
         break
+    return _result(net, K1, P_A, ct, C, mom, converged, res, total, stages)
+
+
+def _result(net, K1, P_A, ct, C, mom, converged, res, total, stages) -> SaddleResult:
+    L = net.depth
     n_of = np.array([1.0] + [net.widths[ell - 2] for ell in range(2, L + 1)])[:, None, None]
     Ct_full = np.zeros((L, K1.shape[0], K1.shape[0]))
     Ct_full[:, :P_A, :P_A] = ct / n_of
@@ -169,6 +185,35 @@ def solve_saddle(net, K1: np.ndarray, Y: np.ndarray, P_A: int, kappa: float, *, 
         stderr = np.stack([np.zeros_like(K1) if m_ is None else m_.F_stderr for m_ in mom])
     return SaddleResult(C=C, C_tilde=Ct_full, converged=converged, residual=float(res), iterations=total,
                         stages=stages, stderr=stderr)
+
+
+def _newton_krylov(sweep: _Sweep, net, ct: np.ndarray, tol: float, max_iter: int) -> dict | None:
+    """Newton–Krylov (scipy) on ``T(C̃) − C̃`` at the target width from ``ct``; None if it fails or leaves the
+    safe set (then the caller continues in width). Counts sweeps."""
+    from scipy.optimize import NoConvergence, newton_krylov
+
+    L, P_A = net.depth, ct.shape[1]
+    n_of = np.array([1.0] + [net.widths[ell - 2] for ell in range(2, L + 1)])[:, None, None]
+    count = [0]
+
+    def residual(v):
+        count[0] += 1
+        Ct = v.reshape(L, P_A, P_A) / n_of
+        C, mom = sweep.forward(Ct, 1.0)
+        return ((sweep.backward(C, mom, 1.0) - Ct) * n_of).ravel()
+
+    try:
+        sol = newton_krylov(residual, ct.ravel(), f_tol=max(tol, 1e-14), maxiter=min(max_iter, 60))
+        Ct = sol.reshape(L, P_A, P_A) / n_of
+        C, mom = sweep.forward(Ct, 1.0)
+        T = sweep.backward(C, mom, 1.0)
+    except (_Unsafe, NoConvergence, np.linalg.LinAlgError, ValueError, FloatingPointError):
+        return None
+    r = _residual(T, Ct, list(net.widths))
+    if not r < tol:
+        return None
+    return {"ct": T * n_of, "C": C, "moments": mom, "residual": r, "iterations": count[0], "damping": 1.0,
+            "width_scale": 1.0}
 
 
 def _first_scale(net, K: np.ndarray, ct: np.ndarray, P_A: int, s0: float) -> float:
