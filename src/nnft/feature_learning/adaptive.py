@@ -127,6 +127,9 @@ def adaptive_kernels(net, x_train, y_train, x_test, *, noise: float, sign: int =
                 S_new, K_new = update(Sigma, K, scale)
             except np.linalg.LinAlgError:
                 break
+            if np.linalg.eigvalsh(S_new)[0] <= 0 or np.linalg.eigvalsh(K_new)[0] <= 0:
+                res = np.inf  # the equations left the positive-definite cone: not a solution at this C
+                break
             x0 = np.concatenate([Sigma.ravel(), K.ravel()])
             f0 = np.concatenate([S_new.ravel(), K_new.ravel()]) - x0
             res = float(np.linalg.norm(f0) / (1 + np.linalg.norm(x0)))

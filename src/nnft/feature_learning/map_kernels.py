@@ -55,6 +55,8 @@ class MAPKernels:
         ``kernel="C"``: the MAP kernel; ``"K"``: the NNGP kernel, for comparison.
         """
         ell = self.net.depth if layer is None else int(layer)
+        if not 1 <= ell <= self.net.depth:
+            raise InputError(f"layer must be in 1..{self.net.depth}, got {layer}")
         if kernel not in ("C", "K"):
             raise InputError(f"kernel must be 'C' (MAP) or 'K' (NNGP), got {kernel!r}")
         A = (self.C if kernel == "C" else self.K)[ell - 1, : self.P_A, : self.P_A]
@@ -139,8 +141,9 @@ def map_kernels(net, x_train, y_train, x_test=None, *, kappa: float, method: str
     (P_A,). ``method``: ``"closed_form"`` (φ(z) = z: the derived linear maps, exact), ``"perturbative"`` (first
     order in C̃: ``C^{(ℓ)} = K^{(ℓ)} + V^{(ℓ)}:c̃^{(ℓ)}/n_{ℓ−1}``), ``"quadrature"`` (the full nonlinear saddle with
     Gauss–Hermite tilted expectations, P ≤ 3) or ``"montecarlo"`` (the full saddle with ``samples`` importance
-    samples, seeded; ``.stderr`` the standard errors of C); ``"auto"`` picks closed_form for linear networks and
-    the full saddle otherwise (quadrature for P ≤ 3, else Monte Carlo). The full solvers start from the
+    samples, seeded; ``.stderr`` the standard errors of each layer's tilted expectation at the last sweep, given
+    the layer below — not propagated through the saddle); ``"auto"`` picks closed_form for linear networks and
+    the full saddle otherwise (quadrature for P ≤ 3 and smooth σ, else Monte Carlo). The full solvers start from the
     perturbative solution and continue in width (:mod:`nnft.feature_learning.saddle`).
     """
     if method not in _METHODS:
@@ -154,7 +157,8 @@ def map_kernels(net, x_train, y_train, x_test=None, *, kappa: float, method: str
     x, P_A = pb.x_all, pb.P_A
     linear = net.activation.name == "linear"
     if method == "auto":
-        method = "closed_form" if linear else ("quadrature" if x.shape[0] <= 3 else "montecarlo")
+        smooth = not net.activation.kinks and not net.activation.jumps
+        method = "closed_form" if linear else ("quadrature" if x.shape[0] <= 3 and smooth else "montecarlo")
     if method == "closed_form" and not linear:
         raise InputError(f"method='closed_form' exists for φ(z) = z only (this network has {net.activation.name!r}); "
                          "use 'perturbative', 'quadrature' or 'montecarlo'")
@@ -170,7 +174,7 @@ def map_kernels(net, x_train, y_train, x_test=None, *, kappa: float, method: str
                 raise InputError(f"the first-order MAP kernel of layer {ell + 1} is indefinite (λ_min = {lam[0]:.3g}): "
                                  "the width is too small for the expansion in C̃; use method='quadrature'/'montecarlo' "
                                  "or a wider network")
-        n_of = np.array([1.0] + list(net.widths))[:, None, None]
+        n_of = np.array([net.widths[0]] + list(net.widths))[:, None, None]  # C̃^{(1)} = c̃^{(1)}/n_1 (ratio 1)
         return MAPKernels(C=C0, C_tilde=ct0 / n_of, K=K, method=method, kappa=pb.noise, converged=True, residual=0.0,
                           iterations=0, problem=pb, net=net)
     tilted = None

@@ -16,6 +16,7 @@ compiled by the code generator. For the output layer this is ``K + ½ V:(ỸỸ�
 from __future__ import annotations
 
 import functools
+import warnings
 
 import numpy as np
 import sympy as sp
@@ -72,10 +73,17 @@ def nngp_backward(act, K: np.ndarray, ct_next: np.ndarray, C_b: float, C_W: floa
 
 def output_signal(K_AA: np.ndarray, Y: np.ndarray, kappa: float) -> np.ndarray:
     """``c̃^{(L)} = ½(ỸỸᵀ − m K̃)``, ``K̃ = (K_AA + κ I)⁻¹``, ``Ỹ = K̃ Y`` (P_A × P_A)."""
+    from nnft.errors import InputError
     from nnft.numeric.spd import factor_spd
 
-    fac = factor_spd(K_AA + kappa * np.eye(K_AA.shape[0]), "the training kernel K_AA + κ I",
-                     hint="Duplicate training inputs with κ = 0 make it singular: increase kappa.")
+    with warnings.catch_warnings():  # a jitter is refused below, with the fix, instead of warned about
+        warnings.simplefilter("ignore")
+        fac = factor_spd(K_AA + kappa * np.eye(K_AA.shape[0]), "the training kernel K_AA + κ I",
+                         hint="Duplicate training inputs with κ = 0 make it singular: increase kappa.")
+    if fac.jitter > 0:
+        raise InputError(f"the training kernel K_AA + κI is numerically singular (a jitter of {fac.jitter:.2g} was "
+                         f"needed, κ = {kappa:g}): the error signal (K_AA + κ)⁻¹Y(…)ᵀ would be huge. Increase kappa "
+                         "(e.g. 1e-3 × the kernel's scale) or remove (nearly) linearly dependent training inputs")
     Kt = fac.inverse()
     Yt = fac.solve(Y)
     out = 0.5 * (Yt @ Yt.T - Y.shape[1] * Kt)

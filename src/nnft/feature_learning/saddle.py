@@ -57,6 +57,7 @@ class _Sweep:
         self.f = eq.numeric
         self.L, self.P = net.depth, K1.shape[0]
         self.bounded = (not linear) and _bounded(net.activation)
+        self.lip = 1.0 if linear or self.bounded else _linear_growth(net.activation)
 
     def forward(self, Ct: np.ndarray, s: float):
         """``C^{(1..L)}`` (and the tilted moments per layer) from the conjugates ``Ct`` (L, P_A, P_A)."""
@@ -67,16 +68,30 @@ class _Sweep:
         for ell in range(2, self.L + 1):
             cw, cb = net.C_W[ell - 1], net.C_b[ell - 1]
             cp, ct = C[ell - 2], Ct[ell - 1]
-            if not self.bounded:
+            if self.linear:
                 ev = np.linalg.eigvals(2.0 * cw * ct @ cp[:P_A, :P_A]).real
                 if ev.size and ev.max() >= 1.0:
                     raise _Unsafe(f"tilt of layer {ell} not normalisable (2 C_W λ_max(C̃C) = {ev.max():.3g})")
+            elif not self.bounded:  # |φ(z)| ≤ a|z| + b
+                if self.tilted.method == "quadrature":  # sufficient: 2 C_W a² λ_max(C̃₊) λ_max(C_AA) < 1
+                    bound = 2.0 * cw * self.lip**2 * max(np.linalg.eigvalsh(ct)[-1], 0.0) * np.linalg.eigvalsh(
+                        cp[:P_A, :P_A])[-1]
+                else:  # the linear-growth condition; a tilt that diverges elsewhere shows in the weights' ESS
+                    ev = np.linalg.eigvals(2.0 * cw * self.lip**2 * ct @ cp[:P_A, :P_A]).real
+                    bound = ev.max() if ev.size else 0.0
+                if bound >= 1.0:
+                    raise _Unsafe(f"tilt of layer {ell} not normalisable (bound {bound:.3g} ≥ 1)")
             if self.linear:
                 full = np.zeros((P, P))
                 full[:P_A, :P_A] = ct
                 C[ell - 1] = self.f["forward"](cp, full, cb * np.ones((P, P)), cw)
             else:
-                mom = self.tilted(cp, ct, cw)
+                try:
+                    mom = self.tilted(cp, ct, cw)
+                except ConvergenceError as err:  # the tilt overflowed
+                    raise _Unsafe(str(err)) from err
+                if self.tilted.method == "montecarlo" and mom.ess < max(50.0, 1e-3 * self.tilted.samples):
+                    raise _Unsafe(f"importance weights of layer {ell} degenerate (ESS {mom.ess:.3g})")
                 moments[ell - 1] = mom
                 C[ell - 1] = cb + mom.F
             C[ell - 1] = 0.5 * (C[ell - 1] + C[ell - 1].T)
@@ -107,6 +122,21 @@ def _bounded(act) -> bool:
     zz = np.array([-1e3, -1e2, 1e2, 1e3])
     v = np.abs(np.broadcast_to(f(zz), zz.shape))
     return bool(np.all(np.isfinite(v)) and v[0] < 10 * max(v[1], 1) and v[3] < 10 * max(v[2], 1) and v.max() < 1e2)
+
+
+def _linear_growth(act) -> float:
+    """The slope a of ``|φ(z)| ≤ a|z| + b`` at large |z|; refuses σ that grows faster than linearly."""
+    from nnft.errors import InputError
+
+    f = act.numpy()
+    zz = np.array([-1e4, -1e3, 1e3, 1e4])
+    v = np.abs(np.broadcast_to(f(zz), zz.shape))
+    slope_far, slope_near = max(v[0], v[3]) / 1e4, max(v[1], v[2]) / 1e3
+    if not np.isfinite(slope_far) or slope_far > 1.5 * slope_near + 1e-12:
+        raise InputError(f"activation {act.name!r} grows faster than linearly, so the tilted measure "
+                         "e^{C_W φᵀC̃φ} is not normalisable for any positive C̃: the full saddle does not exist; "
+                         "use method='perturbative'")
+    return float(max(slope_far, slope_near))
 
 
 def _residual(new: np.ndarray, old: np.ndarray, widths: list[float]) -> float:
@@ -171,6 +201,10 @@ def solve_saddle(net, K1: np.ndarray, Y: np.ndarray, P_A: int, kappa: float, *, 
             raise err
         if C is None:  # nothing accepted: report the unconverged stage itself
             ct, C, mom = out["ct"], out["C"], out["moments"]
+        import warnings
+
+        warnings.warn(msg + f". Returned: the last accepted state, at width scale {last_ok or s:g} (not the requested "
+                      "widths)", RuntimeWarning, stacklevel=3)
         break
     return _result(net, K1, P_A, ct, C, mom, converged, res, total, stages)
 

@@ -15,9 +15,10 @@ closed forms of the action module (a test).
 
 ``method="quadrature"``: tensor Gauss–Hermite in the eigenbasis of C (rank ≤ 3, deterministic, to be used
 with smooth φ); ``method="montecarlo"``: self-normalised importance sampling from ``N(0, C)`` with a fixed
-seeded sample (common random numbers, so the solver sees a smooth map), with standard errors and the
-effective sample size of the weights. The Monte Carlo estimates use the untilted sample as a control
-variate: ``F = C_W⟨φφᵀ⟩_C (exact, the NNGP map) + [F̂_tilted − F̂_untilted]`` and likewise
+seeded sample ``z = C^{1/2}ξ`` (common random numbers and the symmetric square root, so the solver sees a
+map that is smooth in C), with standard errors and the effective sample size of the weights. The Monte
+Carlo estimates use the untilted sample as a control variate:
+``F = C_W⟨φφᵀ⟩_C (exact, the NNGP map) + [F̂_tilted − F̂_untilted]`` and likewise
 ``G = χᵀC̃ (exact, the map's Jacobian) + [Ĝ − Ĝ_linear]``, so the sampling error is proportional to the tilt
 (order 1/n) instead of being a fixed fraction of the kernel, which would swamp the adaptation at large width.
 """
@@ -99,8 +100,7 @@ class TiltedGaussian:
                 pw = np.prod(np.stack([g.ravel() for g in wts], axis=1), axis=1)
             else:
                 rng = np.random.default_rng(self.seed)
-                half = rng.standard_normal((self.samples // 2, r))
-                xi = np.vstack([half, -half])  # antithetic pairs
+                xi = rng.standard_normal((self.samples, r))  # iid (antithetic pairs are identical for odd φ)
                 pw = np.full(xi.shape[0], 1.0 / xi.shape[0])
             self._xi[r] = (xi, pw)
         return self._xi[r]
@@ -110,8 +110,12 @@ class TiltedGaussian:
         P_A = Ct_AA.shape[0]
         lam, U = np.linalg.eigh(0.5 * (C + C.T))
         keep = lam > 1e-12 * max(lam.max(), 1e-300)
-        A = U[:, keep] * np.sqrt(lam[keep])  # z = A ξ
-        xi, pw = self._points(int(keep.sum()))
+        if self.method == "quadrature":  # a grid over the range of C, in its eigenbasis
+            A = U[:, keep] * np.sqrt(lam[keep])
+            xi, pw = self._points(int(keep.sum()))
+        else:  # z = C^{1/2} ξ, ξ in P dimensions: smooth in C (eigenbases of repeated eigenvalues are arbitrary)
+            A = (U * np.sqrt(np.where(keep, lam, 0.0))) @ U.T
+            xi, pw = self._points(C.shape[0])
         zz = xi @ A.T  # (N, P)
         phi = self._phi(zz)
         phi = np.broadcast_to(phi, zz.shape)
