@@ -49,13 +49,9 @@ class AdaptiveKernels:
 
 def _erf_like_map(act, G, C_W):
     """``C_W ⟨φ(z_α)φ(z_β)⟩_G`` through nnft's generated NNGP map (C_b = 0)."""
-    from nnft.recursions.nngp import nngp_map
+    from nnft.feature_learning.perturbative import nngp_of_kernel
 
-    mod = nngp_map(act).compile()
-    d = np.diag(G)
-    out = np.array(np.broadcast_to(mod.offdiag(d[:, None], G, d[None, :], 0.0, C_W)[0], G.shape))
-    out[np.diag_indices_from(out)] = mod.diag(d, 0.0, C_W)[0]
-    return 0.5 * (out + out.T)
+    return nngp_of_kernel(act, G, 0.0, C_W)
 
 
 def grad_K(act, K: np.ndarray, M: np.ndarray, C_W: float) -> np.ndarray:

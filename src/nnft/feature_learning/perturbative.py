@@ -23,24 +23,39 @@ import sympy as sp
 
 from nnft.codegen.module import FunctionSpec, compile_module
 
-__all__ = ["nngp_backward", "output_signal", "perturbative_kernels"]
+__all__ = ["nngp_backward", "nngp_of_kernel", "output_signal", "perturbative_kernels"]
+
+
+@functools.lru_cache(maxsize=32)
+def _map_module(act):
+    from nnft.recursions.nngp import nngp_map
+
+    return nngp_map(act).compile()
+
+
+def nngp_of_kernel(act, K: np.ndarray, C_b: float, C_W: float) -> np.ndarray:
+    """The NNGP map applied to a given kernel, ``C_b + C_W ⟨φ(z_α)φ(z_β)⟩_K`` (the generated one-layer map)."""
+    mod = _map_module(act)
+    d = np.diag(K)
+    out = np.array(np.broadcast_to(mod.offdiag(d[:, None], K, d[None, :], C_b, C_W)[0], K.shape), dtype=np.float64)
+    out[np.diag_indices_from(out)] = mod.diag(d, C_b, C_W)[0]
+    return 0.5 * (out + out.T)
 
 
 @functools.lru_cache(maxsize=32)
 def _jacobian_module(act):
     """The generated module with ``jac(K_aa, K_ab, K_bb, C_b, C_W)`` and ``jac_diag(K_aa, C_b, C_W)``."""
-    from nnft.gaussian import Kaa, Kab, Kbb
+    from nnft.gaussian import Kaa, Kab
     from nnft.recursions.nngp import KINDS, nngp_map
 
     m = nngp_map(act)
     J = m.jacobian()
     outs = {f"d_{arg}": J.get(("K_ab", arg), sp.S.Zero) for arg in ("K_aa", "K_ab", "K_bb")}
-    # for the linear map the derivatives are constants; keep them as expressions of the arguments' shapes
+    # for the linear map the derivatives are constants; `+ 0·K` keeps each output an expression of an argument
     outs = {k: v + 0 * Kab for k, v in outs.items()}
     dia = sp.diff(m.diag["K_aa"], Kaa) + 0 * Kaa
     specs = [FunctionSpec("jac", outs, m.offdiag_args, {s.name: KINDS[s.name] for s in m.offdiag_args}),
              FunctionSpec("jac_diag", {"d_K_aa": dia}, m.diag_args, {"K_aa": "row", "C_b": "scalar", "C_W": "scalar"})]
-    del Kbb
     return compile_module("nngp_jacobian", specs, "numpy", key="nngp_jacobian|" + m.cache_key())
 
 

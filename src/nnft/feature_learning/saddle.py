@@ -39,6 +39,11 @@ class SaddleResult:
     stderr: np.ndarray | None = None
 
 
+def _width_factors(net, s: float = 1.0) -> np.ndarray:
+    """``n_{ℓ−1}`` per layer index (1 for layer 1), scaled by ``s``, shaped (L, 1, 1): ``c̃ = n C̃``."""
+    return np.array([1.0, *(s * w for w in net.widths)])[:, None, None]
+
+
 def _psd_or_raise(C: np.ndarray, ell: int) -> None:
     lam = np.linalg.eigvalsh(C)
     if lam[0] < -1e-9 * max(lam[-1], 1e-300):
@@ -211,7 +216,7 @@ def solve_saddle(net, K1: np.ndarray, Y: np.ndarray, P_A: int, kappa: float, *, 
 
 def _result(net, K1, P_A, ct, C, mom, converged, res, total, stages) -> SaddleResult:
     L = net.depth
-    n_of = np.array([1.0] + [net.widths[ell - 2] for ell in range(2, L + 1)])[:, None, None]
+    n_of = _width_factors(net)
     Ct_full = np.zeros((L, K1.shape[0], K1.shape[0]))
     Ct_full[:, :P_A, :P_A] = ct / n_of
     stderr = None
@@ -227,7 +232,7 @@ def _newton_krylov(sweep: _Sweep, net, ct: np.ndarray, tol: float, max_iter: int
     from scipy.optimize import NoConvergence, newton_krylov
 
     L, P_A = net.depth, ct.shape[1]
-    n_of = np.array([1.0] + [net.widths[ell - 2] for ell in range(2, L + 1)])[:, None, None]
+    n_of = _width_factors(net)
     count = [0]
 
     def residual(v):
@@ -272,9 +277,8 @@ def _stage(sweep: _Sweep, net, ct: np.ndarray, s: float, tol: float, max_iter: i
     extrapolates from the last residuals ``T(C̃) − C̃``; a step that would give an indefinite kernel or a
     non-normalisable tilt is replaced by a plain damped step, whose damping halves until it is safe.
     """
-    L = net.depth
     widths = [s * w for w in net.widths]
-    n_of = np.array([1.0] + [widths[ell - 2] for ell in range(2, L + 1)])[:, None, None]
+    n_of = _width_factors(net, s)
     Ct = ct / n_of
     for _ in range(60):  # a start whose tilt is not normalisable is shrunk towards the NNGP (C̃ = 0)
         try:

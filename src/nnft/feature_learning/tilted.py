@@ -66,18 +66,12 @@ class TiltedGaussian:
         self._phi = act.numpy()
         self._dphi = compile_function({"dsigma": act.derivative}, (z,), name=f"dact_{act.name}").dsigma
         self._xi: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        if method == "montecarlo":
-            from nnft.recursions.nngp import nngp_map
-
-            self._map = nngp_map(act).compile()
 
     def _exact_F(self, C: np.ndarray, C_W: float) -> np.ndarray:
         """``C_W ⟨φφᵀ⟩_C`` by nnft's generated NNGP map (closed form or quadrature), C_b = 0."""
-        mod = self._map
-        d = np.diag(C)
-        out = np.array(np.broadcast_to(mod.offdiag(d[:, None], C, d[None, :], 0.0, C_W)[0], C.shape))
-        out[np.diag_indices_from(out)] = mod.diag(d, 0.0, C_W)[0]
-        return 0.5 * (out + out.T)
+        from nnft.feature_learning.perturbative import nngp_of_kernel
+
+        return nngp_of_kernel(self.act, C, 0.0, C_W)
 
     def _exact_G_lin(self, C_AA: np.ndarray, Ct_AA: np.ndarray, C_W: float) -> np.ndarray:
         """The linear response ``χᵀ C̃`` of the NNGP map at C_AA (its generated Jacobian), C_b = 0."""
